@@ -1,0 +1,316 @@
+"""Training: a `transformers.Trainer` subclass whose evaluation is full-catalogue ranking.
+
+Because it is the Hugging Face Trainer, `TrainingArguments`, `report_to`, gradient accumulation,
+checkpoints, bf16/fp16 on CUDA and `torchrun` / `accelerate launch` DDP work unchanged.
+
+    run = train(cfg, data, "runs/sasrec")          # fit, evaluate, save a Run folder
+    run.metrics["test"]["last"]["ndcg@10"]
+
+`progress` receives dicts ({"event": "step" | "eval" | "done", ...}) so the CLI can draw a tqdm
+bar and the app a live chart; setting `stop` (a threading.Event) ends training at the next step,
+and the run is still evaluated and saved (with the best checkpoint when validation ran).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+
+from .config import ExperimentConfig
+from .data import SequenceDataset, SessionData, collate
+from .errors import ConfigError, RunError
+from .evaluation import evaluate_examples, evaluate_splits, model_scorer
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+# ------------------------------------------------------------------------------ device
+
+
+def resolve_device(pref: str = "auto") -> torch.device:
+    """CUDA when present (or asked), else CPU. Asking for CUDA without one is a clear error."""
+    if pref == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA GPU is visible; use train.device=auto or cpu")
+    if pref in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def resolve_precision(pref: str, device: torch.device) -> str:
+    """fp32 on CPU; on CUDA bf16 when the GPU supports it (auto), else fp16."""
+    if device.type != "cuda":
+        if pref in ("bf16", "fp16"):
+            raise ConfigError(f"train.precision={pref} needs a CUDA GPU; use auto or fp32 on CPU")
+        return "fp32"
+    if pref == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return pref
+
+
+def device_description(device: torch.device | None = None) -> str:
+    device = device or resolve_device("auto")
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+# ------------------------------------------------------------------------------ callbacks
+
+
+class ProgressCallback(TrainerCallback):
+    """Reports step, epoch, loss, throughput and ETA to a function (throttled to ~4 per second)."""
+
+    def __init__(self, fn: ProgressFn, batch_size: int, min_interval: float = 0.25):
+        self.fn, self.batch_size, self.min_interval = fn, batch_size, min_interval
+        self.t0 = self.last = 0.0
+        self.loss: float | None = None
+        self.start_step = 0
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.t0 = self.last = time.perf_counter()
+        self.start_step = state.global_step
+        self.fn({"event": "start", "max_steps": state.max_steps, "epochs": args.num_train_epochs})
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            self.loss = float(logs["loss"])
+
+    def on_step_end(self, args, state, control, **kw):
+        now = time.perf_counter()
+        if now - self.last < self.min_interval and state.global_step < state.max_steps:
+            return
+        self.last = now
+        done = state.global_step - self.start_step
+        elapsed = now - self.t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        self.fn({
+            "event": "step", "step": state.global_step, "max_steps": state.max_steps,
+            "epoch": float(state.epoch or 0.0), "loss": self.loss, "elapsed_s": elapsed,
+            "seq_per_s": rate * self.batch_size * args.gradient_accumulation_steps * args.world_size,
+            "eta_s": (state.max_steps - state.global_step) / rate if rate > 0 else None,
+        })
+
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        self.fn({"event": "eval", "step": state.global_step, "epoch": float(state.epoch or 0.0),
+                 "metrics": {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}})
+
+
+class StopCallback(TrainerCallback):
+    """Ends training cleanly at the next step once `event` is set (the app's Stop button)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+        self.stopped = False
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.event.is_set():
+            self.stopped = True
+            control.should_training_stop = True
+
+
+# ------------------------------------------------------------------------------ trainer
+
+
+class RecTrainer(Trainer):
+    """HF Trainer whose `evaluate` ranks the full catalogue for the validation prefixes."""
+
+    def __init__(self, *args, data: SessionData, cfg: ExperimentConfig, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.data, self.cfg = data, cfg
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        ds = eval_dataset or self.eval_dataset
+        examples = {k: v.numpy() for k, v in ds.arrays.items()}
+        model = self.model
+        was_training = model.training
+        model.eval()
+        start = time.perf_counter()
+        res = evaluate_examples(
+            model_scorer(model), examples, self.data.n_items, self.cfg.eval.ks, self.cfg.eval.exclude_seen,
+            self.cfg.train.eval_batch_size, self.args.device, autocast_dtype=_autocast_dtype(self.args),
+        )
+        model.train(was_training)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in res.items()}
+        metrics[f"{metric_key_prefix}_runtime"] = time.perf_counter() - start
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def _autocast_dtype(args: TrainingArguments) -> torch.dtype | None:
+    if args.bf16:
+        return torch.bfloat16
+    if args.fp16:
+        return torch.float16
+    return None
+
+
+def default_metric(cfg: ExperimentConfig) -> str:
+    """The validation metric that picks the best checkpoint: NDCG@10 (or at the largest k)."""
+    return f"ndcg@{10 if 10 in cfg.eval.ks else max(cfg.eval.ks)}"
+
+
+def training_arguments(cfg: ExperimentConfig, output_dir: str | Path, has_val: bool) -> TrainingArguments:
+    """The experiment's train section as HF TrainingArguments (the one place they are mapped)."""
+    t = cfg.train
+    device = resolve_device(t.device)
+    precision = resolve_precision(t.precision, device)
+    metric = t.early_stopping_metric or default_metric(cfg)
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        learning_rate=t.lr,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=t.lr_scheduler,
+        gradient_accumulation_steps=t.grad_accum,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        data_seed=t.seed,
+        use_cpu=device.type == "cpu",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        eval_strategy="epoch" if has_val else "no",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=has_val,
+        metric_for_best_model=f"eval_{metric}" if has_val else None,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=max(1, t.log_every),
+        report_to=t.report_to,
+        remove_unused_columns=False,
+        dataloader_num_workers=t.num_workers,
+        disable_tqdm=True,
+        ddp_backend="gloo" if device.type == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        ddp_find_unused_parameters=True,
+        save_only_model=False,
+    )
+
+
+def build_model(cfg: ExperimentConfig, data: SessionData):
+    from .model import SessionModel
+
+    return SessionModel(cfg.model, data.n_items, data.encoders.cardinalities,
+                        torch.as_tensor(data.item_popularity(), dtype=torch.float32))
+
+
+def checkpoint_dir(out_dir: str | Path) -> Path:
+    """Where HF checkpoints of a run go while it trains (kept after an interrupt, for --resume)."""
+    out = Path(out_dir)
+    return out.parent / f".{out.name}.checkpoints"
+
+
+def train(
+    cfg: ExperimentConfig,
+    data: SessionData,
+    out_dir: str | Path,
+    *,
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    data_source: dict[str, Any] | None = None,
+):
+    """Fit a SessionModel on `data.train`, evaluate val/test (and a train sample), save a Run."""
+    from .runs import Run, environment_info, save_run
+
+    cfg.validate()
+    out_dir = Path(out_dir)
+    if (out_dir / "config.json").exists() and not overwrite:
+        raise RunError(f"{out_dir} already holds a run; choose another --out or pass --overwrite")
+    transformers.set_seed(cfg.train.seed)
+    started = time.time()
+    model = build_model(cfg, data)
+    L = cfg.model.max_len
+    has_val = "val" in data.splits and len(data.splits["val"]) > 0
+    protocol = cfg.eval.protocols[0]
+    train_ds = SequenceDataset(data.train_arrays(L))
+    eval_ds = SequenceDataset(data.eval_examples("val", protocol, L)) if has_val else None
+    ckpt = checkpoint_dir(out_dir)
+    args = training_arguments(cfg, ckpt, has_val)
+    callbacks: list[TrainerCallback] = []
+    if progress is not None:
+        callbacks.append(ProgressCallback(progress, cfg.train.batch_size))
+    stopper = StopCallback(stop) if stop is not None else None
+    if stopper:
+        callbacks.append(stopper)
+    if has_val and cfg.train.early_stopping_metric:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+    trainer = RecTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         data_collator=collate, callbacks=callbacks, data=data, cfg=cfg)
+    resume_from = _last_checkpoint(ckpt) if resume else None
+    if resume and resume_from is None:
+        raise RunError(f"--resume: no checkpoint found in {ckpt}; start without --resume")
+    start_step = _checkpoint_step(resume_from)
+    t_train = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    train_seconds = time.perf_counter() - t_train
+
+    model.eval()
+    splits = ["val", "test"] + (["train"] if cfg.eval.eval_on_train else [])
+    metrics = evaluate_splits(
+        model_scorer(model), data, splits, cfg.eval.protocols, L, cfg.eval.ks, cfg.eval.exclude_seen,
+        cfg.train.eval_batch_size, args.device, train_sample=cfg.eval.train_eval_sample, seed=cfg.train.seed,
+    )
+    metrics["exclude_seen"] = cfg.eval.exclude_seen
+    if progress:
+        progress({"event": "done", "metrics": metrics})
+    if not trainer.is_world_process_zero():
+        return None
+    n_train_positions = int((train_ds.arrays["item_id"] != 0).sum())
+    env = environment_info(args.device, args, started)
+    env.update({
+        "train_seconds": train_seconds,
+        "global_step": trainer.state.global_step,
+        "stopped_by_user": bool(stopper and stopper.stopped),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "train_sequences_per_s": (trainer.state.global_step - start_step) * cfg.train.batch_size
+        * cfg.train.grad_accum * args.world_size / max(train_seconds, 1e-9),
+        "train_positions": n_train_positions,
+    })
+    history = _history(trainer.state.log_history)
+    path = save_run(out_dir, cfg, data, model, metrics, history, env, data_source=data_source, overwrite=overwrite)
+    shutil.rmtree(ckpt, ignore_errors=True)  # the run folder now holds the final weights
+    return Run.load(path)
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    if not folder.exists():
+        return None
+    cks = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(cks, key=lambda p: int(p.name.split("-")[-1])) if cks else None
+
+
+def _checkpoint_step(path: Path | None) -> int:
+    return int(path.name.split("-")[-1]) if path else 0
+
+
+def _history(log_history: list[dict[str, Any]]):
+    """HF log history -> one row per step with loss, learning rate and validation metrics."""
+    import pandas as pd
+
+    rows: dict[int, dict[str, Any]] = {}
+    for rec in log_history:
+        step = int(rec.get("step", 0))
+        row = rows.setdefault(step, {"step": step})
+        for k, v in rec.items():
+            if k == "step" or not isinstance(v, (int, float)) or (isinstance(v, float) and math.isnan(v)):
+                continue
+            row[k.removeprefix("eval_") if k.startswith("eval_") else k] = v
+    df = pd.DataFrame(sorted(rows.values(), key=lambda r: r["step"]))
+    keep = [c for c in df.columns if not c.endswith(("_runtime", "_samples_per_second", "_steps_per_second"))]
+    return df[keep]
