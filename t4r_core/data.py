@@ -29,6 +29,49 @@ from .vocab import N_RESERVED, PAD, UNK, Vocab
 # ------------------------------------------------------------------------------ encoders
 
 
+def _str_codes(column) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, uniques) of an object array of strings (NaN/None -> code -1, uniques in first-seen
+    order), or None for anything else. Fitting and encoding then touch each distinct string once:
+    `pd.Series`/`pd.Index` of millions of Python strings would first convert them all to Arrow."""
+    if not (isinstance(column, np.ndarray) and column.dtype == object and len(column)):
+        return None
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    if len(uniques) == 0 or not all(type(u) is str for u in uniques):
+        return None
+    return codes, uniques
+
+
+def _fit_vocab(column, coded: tuple[np.ndarray, np.ndarray] | None = None) -> Vocab:
+    """`Vocab.fit(column)` (frequency order, ties in first-seen order), counted on int codes.
+
+    `coded` = (codes, values) with values[codes] == column (see `Sessions.coded`): no hashing of
+    strings at all, only of the int codes."""
+    if coded is not None and len(coded[0]):
+        codes, values = coded
+        sub, seen = pd.factorize(codes)  # the codes in first-seen order
+        counts = np.bincount(sub, minlength=len(seen))
+        return Vocab(pd.Index(values[seen[np.argsort(-counts, kind="stable")]]))
+    fz = _str_codes(column)
+    if fz is None:
+        return Vocab.fit(column)
+    codes, uniques = fz
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    return Vocab(pd.Index(uniques[np.argsort(-counts, kind="stable")]))
+
+
+def _encode(vocab: Vocab, column, coded: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """`vocab.encode(column)`, looking up each distinct string once."""
+    if coded is not None and len(coded[0]):
+        codes, values = coded
+        return vocab.encode(values)[codes]
+    fz = _str_codes(column)
+    if fz is None:
+        return vocab.encode(column)
+    codes, uniques = fz
+    ids = vocab.encode(uniques)
+    return np.where(codes < 0, UNK, ids[codes]).astype(np.int64)
+
+
 @dataclass
 class Encoders:
     """Item and categorical vocabularies plus continuous-feature statistics (train split only)."""
@@ -46,19 +89,22 @@ class Encoders:
             if len(v) == 0:
                 raise DataError(f"continuous column {c!r} has no numeric value in training; drop it")
             cont[c] = {"mean": float(v.mean()), "std": float(v.std() or 1.0), "min": float(v.min()), "max": float(v.max())}
+        coded = train.coded or {}
         return cls(
-            items=Vocab.fit(train.items),
-            categorical={c: Vocab.fit(train.features[c]) for c in schema.categorical},
+            items=_fit_vocab(train.items, coded.get(None)),
+            categorical={c: _fit_vocab(train.features[c], coded.get(c)) for c in schema.categorical},
             continuous=cont,
         )
 
     def encode(self, raw: Sessions) -> Sessions:
-        feats = {c: v.encode(raw.features[c]) for c, v in self.categorical.items()}
+        coded = raw.coded or {}
+        feats = {c: _encode(v, raw.features[c], coded.get(c)) for c, v in self.categorical.items()}
         for c, st in self.continuous.items():
             x = raw.features[c].astype(np.float32)
             x = np.where(np.isfinite(x), x, st["mean"])  # missing values -> train mean
             feats[c] = ((x - st["mean"]) / st["std"]).astype(np.float32)  # standardised
-        return Sessions(raw.offsets, self.items.encode(raw.items), feats, raw.session_ids, raw.start_time, raw.users)
+        return Sessions(raw.offsets, _encode(self.items, raw.items, coded.get(None)), feats, raw.session_ids,
+                        raw.start_time, raw.users)
 
     @property
     def cardinalities(self) -> dict[str, int]:
@@ -104,11 +150,21 @@ def gather_prefixes(offsets_end: np.ndarray, lengths: np.ndarray, max_len: int) 
     return np.where(valid, idx, 0), valid
 
 
+def _padded_take(arr: np.ndarray, idx: np.ndarray, valid: np.ndarray, invalid: np.ndarray, fill, dtype) -> np.ndarray:
+    """`np.where(valid, arr[idx], fill).astype(dtype)` with one [N, L] allocation instead of three."""
+    out = arr[idx]
+    if out.dtype != dtype:
+        return np.where(valid, out, fill).astype(dtype)
+    out[invalid] = fill
+    return out
+
+
 def _gather(sessions: Sessions, idx: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
-    out = {"item_id": np.where(valid, sessions.items[idx], PAD).astype(np.int64)}
+    invalid = ~valid
+    out = {"item_id": _padded_take(sessions.items, idx, valid, invalid, PAD, np.dtype(np.int64))}
     for name, arr in sessions.features.items():
         fill = PAD if arr.dtype.kind in "iu" else 0.0
-        out[name] = np.where(valid, arr[idx], fill).astype(arr.dtype)
+        out[name] = _padded_take(arr, idx, valid, invalid, fill, arr.dtype)
     return out
 
 
@@ -237,24 +293,21 @@ def prepare_data(
     *,
     test=None,
     schema: Schema | None = None,
+    encoders: Encoders | None = None,
     name: str | None = None,
 ) -> SessionData:
     """File/DataFrame -> schema -> sessions -> split -> encoders fitted on train -> encoded splits.
 
     `test` (a file or DataFrame with the same columns) makes the split file-based.
+    `schema` and `encoders` (a saved run's) replace inference and fitting.
     """
     cfg = cfg or DataConfig()
     cfg.validate()
     label = name or (str(source) if not isinstance(source, pd.DataFrame) else "data")
     df = load_frame(source, cfg, name)
-    schema = schema or infer_schema(df, cfg)
+    schema = schema or infer_schema(df, cfg, label)
     validate(df, schema, label)
     raw, report = build_sessions(df, schema, cfg, label)
-    if len(raw) == 0:
-        raise DataError(
-            f"{label}: no session has at least {cfg.min_session_len} events "
-            f"({report.n_short_sessions} shorter sessions dropped); lower data.min_session_len or check the session column"
-        )
     test_report = None
     if test is not None:
         cfg_split = DataConfig(**{**cfg.__dict__, "split": "file"})
@@ -268,7 +321,19 @@ def prepare_data(
         parts["test"], test_report = build_sessions(tdf, schema, cfg, tlabel)
     else:
         parts = split_sessions(raw, cfg)
-    enc = Encoders.fit(parts["train"], schema)
+    enc = encoders or Encoders.fit(parts["train"], schema)
     splits = {k: enc.encode(v) for k, v in parts.items()}
     unknown = {k: int((s.items == UNK).sum()) for k, s in splits.items()}
     return SessionData(schema, cfg, enc, splits, report, unknown, test_report)
+
+
+def encode_file(source, cfg: DataConfig, schema: Schema, encoders: Encoders, name: str | None = None) -> Sessions:
+    """Sessions of a new file (e.g. a test set) encoded with an existing run's schema and encoders."""
+    label = name or (str(source) if not isinstance(source, pd.DataFrame) else "data")
+    df = load_frame(source, cfg, name)
+    missing = [c for c, role in schema.roles().items() if role != "dropped" and c not in df.columns]
+    if missing:
+        raise DataError(f"{label}: missing column(s) {missing} that the run was trained with")
+    validate(df, schema, label)
+    raw, _ = build_sessions(df, schema, cfg, label)
+    return encoders.encode(raw)

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
 from .config import ExperimentConfig
 from .data import SequenceDataset, SessionData, collate
@@ -202,7 +202,18 @@ def training_arguments(cfg: ExperimentConfig, output_dir: str | Path, has_val: b
 
 
 def build_model(cfg: ExperimentConfig, data: SessionData):
+    """A fresh SessionModel sized by the data's tables; side features must exist in the data."""
     from .model import SessionModel
+
+    m = cfg.model
+    for name in m.categorical_features:
+        if name not in data.encoders.categorical:
+            raise ConfigError(f"model.categorical_features names {name!r}, not a categorical column of the data; "
+                              f"categorical columns: {', '.join(data.encoders.categorical) or 'none'}")
+    for name in m.continuous_features:
+        if name not in data.encoders.continuous:
+            raise ConfigError(f"model.continuous_features names {name!r}, not a continuous column of the data; "
+                              f"continuous columns: {', '.join(data.encoders.continuous) or 'none'}")
 
     return SessionModel(cfg.model, data.n_items, data.encoders.cardinalities,
                         torch.as_tensor(data.item_popularity(), dtype=torch.float32))
@@ -252,6 +263,7 @@ def train(
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
     trainer = RecTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          data_collator=collate, callbacks=callbacks, data=data, cfg=cfg)
+    trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not print()
     resume_from = _last_checkpoint(ckpt) if resume else None
     if resume and resume_from is None:
         raise RunError(f"--resume: no checkpoint found in {ckpt}; start without --resume")
