@@ -46,8 +46,10 @@ def _fit_vocab(column, coded: tuple[np.ndarray, np.ndarray] | None = None) -> Vo
 
     `coded` = (codes, values) with values[codes] == column (see `Sessions.coded`): no hashing of
     strings at all, only of the int codes."""
-    if coded is not None and len(coded[0]):
+    if coded is not None:
         codes, values = coded
+        if not len(codes):
+            return Vocab.fit(values[codes])
         sub, seen = pd.factorize(codes)  # the codes in first-seen order
         counts = np.bincount(sub, minlength=len(seen))
         return Vocab(pd.Index(values[seen[np.argsort(-counts, kind="stable")]]))
@@ -61,9 +63,9 @@ def _fit_vocab(column, coded: tuple[np.ndarray, np.ndarray] | None = None) -> Vo
 
 def _encode(vocab: Vocab, column, coded: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """`vocab.encode(column)`, looking up each distinct string once."""
-    if coded is not None and len(coded[0]):
+    if coded is not None:
         codes, values = coded
-        return vocab.encode(values)[codes]
+        return vocab.encode(values)[codes] if len(codes) else vocab.encode(values[codes])
     fz = _str_codes(column)
     if fz is None:
         return vocab.encode(column)
@@ -89,7 +91,7 @@ class Encoders:
             if len(v) == 0:
                 raise DataError(f"continuous column {c!r} has no numeric value in training; drop it")
             cont[c] = {"mean": float(v.mean()), "std": float(v.std() or 1.0), "min": float(v.min()), "max": float(v.max())}
-        coded = train.coded or {}
+        coded = getattr(train, "coded", None) or {}
         return cls(
             items=_fit_vocab(train.items, coded.get(None)),
             categorical={c: _fit_vocab(train.features[c], coded.get(c)) for c in schema.categorical},
@@ -97,7 +99,7 @@ class Encoders:
         )
 
     def encode(self, raw: Sessions) -> Sessions:
-        coded = raw.coded or {}
+        coded = getattr(raw, "coded", None) or {}
         feats = {c: _encode(v, raw.features[c], coded.get(c)) for c, v in self.categorical.items()}
         for c, st in self.continuous.items():
             x = raw.features[c].astype(np.float32)
@@ -307,7 +309,7 @@ def prepare_data(
     df = load_frame(source, cfg, name)
     schema = schema or infer_schema(df, cfg, label)
     validate(df, schema, label)
-    raw, report = build_sessions(df, schema, cfg, label)
+    raw, report = build_sessions(df, schema, cfg, label, raw_ids=False)  # encoded below, from `coded`
     test_report = None
     if test is not None:
         cfg_split = DataConfig(**{**cfg.__dict__, "split": "file"})
@@ -318,9 +320,12 @@ def prepare_data(
         if missing:
             raise DataError(f"{tlabel}: missing column(s) {missing} that the training data has")
         validate(tdf, schema, tlabel)
-        parts["test"], test_report = build_sessions(tdf, schema, cfg, tlabel)
+        parts["test"], test_report = build_sessions(tdf, schema, cfg, tlabel, raw_ids=False)
     else:
         parts = split_sessions(raw, cfg)
+    if raw.coded and any(p.coded is None for k, p in parts.items() if test is None or k != "test"):
+        # raw_ids=False: string ids are codes that only mean something with `coded`
+        raise RuntimeError("internal error: a split dropped Sessions.coded; keep it in Sessions.take")
     enc = encoders or Encoders.fit(parts["train"], schema)
     splits = {k: enc.encode(v) for k, v in parts.items()}
     unknown = {k: int((s.items == UNK).sum()) for k, s in splits.items()}

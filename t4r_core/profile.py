@@ -21,7 +21,7 @@ def profile_frame(df: pd.DataFrame, cfg: DataConfig | None = None, schema: Schem
                   label: str = "data") -> dict[str, Any]:
     """One JSON-able dict describing the cleaned sessions (after dedup / min length filters)."""
     cfg = cfg or DataConfig()
-    schema = schema or infer_schema(df, cfg)
+    schema = schema or infer_schema(df, cfg, label)
     validate(df, schema, label)
     sessions, report = build_sessions(df, schema, cfg, label)
     lens = sessions.lengths

@@ -168,6 +168,7 @@ class Run:
     @classmethod
     def load(cls, path: str | Path) -> "Run":
         p = Path(path)
+        _recover_swap(p)
         if not p.is_dir():
             raise RunError(f"{p} is not a run folder")
         missing = [f for f in RUN_FILES if not (p / f).exists()]
@@ -270,6 +271,16 @@ class Run:
         return row
 
 
+def _recover_swap(out: Path) -> None:
+    """A crash between the two renames of `save_run` leaves the previous run as `.NAME.old-PID`:
+    put it back, so a saved run is never lost."""
+    if out.exists() or not out.parent.is_dir():
+        return
+    olds = sorted(out.parent.glob(f".{out.name}.old-*"))
+    if olds:
+        olds[-1].rename(out)
+
+
 def _coerce_like(vals: pd.Series, vocab_values: pd.Index) -> pd.Series:
     """Ids typed as text (CLI, app) matched against an integer vocabulary, and vice versa."""
     if pd.api.types.is_integer_dtype(vocab_values.dtype):
@@ -288,6 +299,8 @@ def list_runs(folder: str | Path) -> list[Run]:
     root = Path(folder)
     if not root.is_dir():
         return []
+    for old in root.glob(".*.old-*"):
+        _recover_swap(root / old.name[1:].rsplit(".old-", 1)[0])
     runs = []
     for p in root.iterdir():
         if p.name.startswith(".") or not p.is_dir() or not all((p / f).exists() for f in RUN_FILES):

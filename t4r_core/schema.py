@@ -78,19 +78,19 @@ def _find(columns: list[str], candidates: list[str], taken: set[str]) -> str | N
     return None
 
 
-def _require(df: pd.DataFrame, col: str | None, key: str) -> None:
+def _require(df: pd.DataFrame, col: str | None, key: str, label: str) -> None:
     if col is not None and col not in df.columns:
-        raise DataError(f"column {col!r} given as {key} is not in the data; columns are: {', '.join(map(str, df.columns))}")
+        raise DataError(f"{label}: column {col!r} given as {key} is not in the data; columns are: {', '.join(map(str, df.columns))}")
 
 
-def infer_schema(df: pd.DataFrame, cfg: DataConfig | None = None) -> Schema:
+def infer_schema(df: pd.DataFrame, cfg: DataConfig | None = None, label: str = "data") -> Schema:
     """Guess roles from names and dtypes, honouring every role the config sets explicitly."""
     cfg = cfg or DataConfig()
     cols = [str(c) for c in df.columns]
     for key in ("session_col", "item_col", "time_col", "user_col"):
-        _require(df, getattr(cfg, key), f"data.{key}")
+        _require(df, getattr(cfg, key), f"data.{key}", label)
     for col in (cfg.categorical or []) + (cfg.continuous or []) + list(cfg.drop):
-        _require(df, col, "a feature/drop column")
+        _require(df, col, "a feature/drop column", label)
     taken: set[str] = set(cfg.drop)
     explicit = [c for c in (cfg.session_col, cfg.item_col, cfg.time_col, cfg.user_col) if c]
     taken |= set(explicit)
@@ -98,7 +98,7 @@ def infer_schema(df: pd.DataFrame, cfg: DataConfig | None = None) -> Schema:
     item = cfg.item_col or _find(cols, ITEM_NAMES, taken)
     if item is None:
         raise DataError(
-            f"no item column found among {', '.join(cols)}; name it item_id (or ItemId, aid, product_id) "
+            f"{label}: no item column found among {', '.join(cols)}; name it item_id (or ItemId, aid, product_id) "
             "or pass --item-col"
         )
     taken.add(item)
@@ -111,7 +111,7 @@ def infer_schema(df: pd.DataFrame, cfg: DataConfig | None = None) -> Schema:
             session = None  # user histories: the user column groups events
         else:
             raise DataError(
-                f"no session column found among {', '.join(cols)}; name it session_id (or SessionId, "
+                f"{label}: no session column found among {', '.join(cols)}; name it session_id (or SessionId, "
                 "session) or pass --session-col"
             )
     if session:

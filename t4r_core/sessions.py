@@ -26,6 +26,12 @@ class Sessions:
     session_ids: np.ndarray | None = None  # the user's session (or user) keys, [n_sessions]
     start_time: np.ndarray | None = None  # float64 unix seconds of each session's first event
     users: np.ndarray | None = None  # the user's user ids per session, when known
+    # Raw (not yet encoded) string ids, factorized: {None: items, feature name: that feature} ->
+    # (codes [n_events], distinct values) with values[codes] the user's ids. Set by build_sessions,
+    # kept by take/truncate_last, so the encoders count and map int codes instead of hashing
+    # millions of Python strings. With build_sessions(raw_ids=False) the id arrays themselves
+    # are these codes (no str object per event), readable only together with `coded`.
+    coded: dict[str | None, tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -61,6 +67,7 @@ class Sessions:
             session_ids=None if self.session_ids is None else self.session_ids[idx],
             start_time=None if self.start_time is None else self.start_time[idx],
             users=None if self.users is None else self.users[idx],
+            coded=None if self.coded is None else {k: (c[ev], u) for k, (c, u) in self.coded.items()},
         )
 
     def truncate_last(self, n_drop: int = 1) -> "Sessions":
@@ -78,6 +85,7 @@ class Sessions:
             session_ids=self.session_ids,
             start_time=self.start_time,
             users=self.users,
+            coded=None if self.coded is None else {k: (c[keep], u) for k, (c, u) in self.coded.items()},
         )
 
 
@@ -96,11 +104,58 @@ class BuildReport:
     time_unit: str | None = None
 
 
-def build_sessions(df, schema, cfg, label: str = "data") -> tuple[Sessions, BuildReport]:
+def _id_codes(s: pd.Series, col: str, label: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """`normalise_ids(s).to_numpy()` in a form that is cheap to reorder: `(codes, values)` with
+    `values[codes]` equal to it, or `(array, None)` for numeric ids. String ids are factorized
+    (a hash pass over the Arrow column) so sorting and filtering move int codes, and the Python
+    string objects are made once per distinct id instead of once per row."""
+    ids = normalise_ids(s, col, label)
+    if ids.dtype.kind in "iuf" or ids.dtype == bool:
+        return ids.to_numpy(), None
+    codes, uniques = pd.factorize(ids, use_na_sentinel=True)
+    if (codes < 0).any():  # missing values: keep to_numpy's exact NA objects
+        return ids.to_numpy(), None
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _take_ids(codes: np.ndarray, values: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
+    return codes[idx] if values is None else values[codes[idx]]  # shares one str object per id
+
+
+def _factorize_keys(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """`pd.factorize(keys, sort=False)`. Integer keys already in increasing order (logs exported
+    sorted by session) get codes from one comparison and a cumsum instead of a hash pass."""
+    if keys.dtype.kind in "iu" and len(keys) > 1:
+        k = keys.to_numpy()
+        if (k[1:] >= k[:-1]).all():
+            new = np.empty(len(k), dtype=bool)
+            new[0] = True
+            np.not_equal(k[1:], k[:-1], out=new[1:])
+            codes = np.cumsum(new, dtype=np.intp)
+            codes -= 1
+            return codes, k[new]
+    codes, uniques = pd.factorize(keys, sort=False)
+    return codes, np.asarray(uniques)
+
+
+def _is_sorted(codes: np.ndarray, key: np.ndarray) -> bool:
+    """True when rows are already ordered by (session code, time key), ties in file order, i.e.
+    when a stable lexsort would return the identity. One O(n) pass instead of an O(n log n) sort."""
+    if len(codes) < 2:
+        return True
+    dc = np.diff(codes)
+    if (dc < 0).any():
+        return False
+    return bool(((dc > 0) | (key[1:] >= key[:-1])).all())
+
+
+def build_sessions(df, schema, cfg, label: str = "data", *, raw_ids: bool = True) -> tuple[Sessions, BuildReport]:
     """Group a validated table into time-ordered sessions of the user's raw ids (not yet encoded).
 
     Vectorised: factorize the session keys, one stable lexsort by (session, time), boolean masks
     for back-to-back duplicates and short sessions, CSR offsets from a bincount.
+    `raw_ids=False` (for callers that encode right away, like `prepare_data`): string id columns
+    hold their int codes into `coded` instead of one Python string per event.
     """
     n = len(df)
     report = BuildReport(n_interactions_in=n)
@@ -108,11 +163,11 @@ def build_sessions(df, schema, cfg, label: str = "data") -> tuple[Sessions, Buil
     if group_col is None:
         raise DataError(f"{label}: user-level sequences need a user column; pass --user-col")
     keys = normalise_ids(df[group_col], group_col, label)
-    codes, uniques = pd.factorize(keys, sort=False)
+    codes, uniques = _factorize_keys(keys)
     if (codes < 0).any():
         r = int(np.flatnonzero(codes < 0)[0])
         raise DataError(f"{label}: column {group_col!r} is empty at row {r + 1}; fill or remove that row")
-    items = normalise_ids(df[schema.item], schema.item, label).to_numpy()
+    item_codes, item_values = _id_codes(df[schema.item], schema.item, label)
 
     if schema.time is not None:
         t = parse_time(df[schema.time], schema.time, label)
@@ -130,12 +185,14 @@ def build_sessions(df, schema, cfg, label: str = "data") -> tuple[Sessions, Buil
 
     if key is None:
         perm = np.argsort(codes, kind="stable")
+    elif _is_sorted(codes, key):
+        perm = np.arange(n)  # already grouped by session and in time order: what lexsort returns
     else:
         perm = np.lexsort((key, codes))  # stable: equal times keep file order
     codes_s = codes[perm]
-    items_s = items[perm]
     keep = np.ones(n, dtype=bool)
     if cfg.dedup_consecutive and n > 1:
+        items_s = item_codes[perm]  # equal codes <=> equal ids
         dup = (items_s[1:] == items_s[:-1]) & (codes_s[1:] == codes_s[:-1])
         keep[1:] &= ~dup
         report.dropped["consecutive_duplicate"] = int(dup.sum())
@@ -146,14 +203,27 @@ def build_sessions(df, schema, cfg, label: str = "data") -> tuple[Sessions, Buil
     report.n_short_sessions = int(short.sum())
     keep &= ~short_events
     kept_sessions = np.flatnonzero(lengths >= cfg.min_session_len)
+    if len(kept_sessions) == 0:
+        raise DataError(
+            f"{label}: no session has at least {cfg.min_session_len} events "
+            f"({report.n_short_sessions} shorter sessions dropped); lower data.min_session_len or check the session column"
+        )
 
     ev = perm[keep]
     offsets = np.zeros(len(kept_sessions) + 1, dtype=np.int64)
     np.cumsum(lengths[kept_sessions], out=offsets[1:])
     first = ev[offsets[:-1]] if len(kept_sessions) else np.zeros(0, dtype=np.int64)
     features = {}
+    coded: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
+    if item_values is not None:
+        coded[None] = (item_codes[ev], item_values)
     for c in schema.categorical:
-        features[c] = normalise_ids(df[c].fillna("<NA>") if df[c].isna().any() else df[c], c, label).to_numpy()[ev]
+        c_codes, c_values = _id_codes(df[c].fillna("<NA>") if df[c].isna().any() else df[c], c, label)
+        if c_values is None:
+            features[c] = c_codes[ev]
+        else:
+            coded[c] = (c_codes[ev], c_values)
+            features[c] = _take_ids(c_codes, c_values, ev) if raw_ids else coded[c][0]
     for c in schema.continuous:
         features[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float32)[ev]
     users = None
@@ -161,11 +231,12 @@ def build_sessions(df, schema, cfg, label: str = "data") -> tuple[Sessions, Buil
         users = df[schema.user].to_numpy()[first]
     sessions = Sessions(
         offsets=offsets,
-        items=items[ev],
+        items=_take_ids(item_codes, item_values, ev) if raw_ids or item_values is None else coded[None][0],
         features=features,
         session_ids=np.asarray(uniques)[kept_sessions],
         start_time=None if seconds is None else seconds[first],
         users=users,
+        coded=coded or None,
     )
     report.n_interactions = sessions.n_events
     report.n_sessions = len(sessions)

@@ -64,6 +64,51 @@ def device_description(device: torch.device | None = None) -> str:
     return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
+def free_memory_bytes(device: torch.device) -> int:
+    """Memory that training may still take: free GPU memory, or MemAvailable of the host."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def estimate_memory(cfg: ExperimentConfig, n_items: int) -> dict[str, int]:
+    """Rough peak bytes of one training step, before anything is allocated.
+
+    The item table is held 4 times (weights, gradients, two Adam moments); full cross-entropy
+    materialises [batch x max_len x n_items] logits about 3 times (logits, softmax, gradient).
+    """
+    m, t = cfg.model, cfg.train
+    d = m.item_dim or m.d_model
+    table = 4 * n_items * d * 4
+    positions = t.batch_size * m.max_len
+    width = n_items if m.loss == "ce" else m.n_negatives + 1
+    logits = 3 * positions * width * 4
+    body = 4 * 12 * m.n_layers * m.d_model * m.d_model * 4 + 20 * positions * m.d_model * m.n_layers * 4
+    return {"item_table": table, "logits": logits, "body": body, "total": table + logits + body}
+
+
+def check_memory(cfg: ExperimentConfig, n_items: int, device: torch.device) -> None:
+    """Refuse, with a suggestion, a config that cannot fit, instead of crashing mid-training."""
+    est = estimate_memory(cfg, n_items)
+    free = free_memory_bytes(device)
+    if est["total"] > 0.9 * free:
+        gib = 1024**3
+        where = "GPU" if device.type == "cuda" else "RAM"
+        raise ConfigError(
+            f"this config needs about {est['total'] / gib:.1f} GiB ({est['item_table'] / gib:.1f} GiB item table for "
+            f"{n_items:,} items, {est['logits'] / gib:.1f} GiB of logits for train.batch_size={cfg.train.batch_size} x "
+            f"model.max_len={cfg.model.max_len}) but only {free / gib:.1f} GiB of {where} is free; lower "
+            "train.batch_size or model.max_len, or use model.loss=sampled_ce"
+        )
+
+
 # ------------------------------------------------------------------------------ callbacks
 
 
@@ -106,16 +151,27 @@ class ProgressCallback(TrainerCallback):
 
 
 class StopCallback(TrainerCallback):
-    """Ends training cleanly at the next step once `event` is set (the app's Stop button)."""
+    """Ends training cleanly at the next step once `event` is set (the app's Stop button) or the
+    time budget is spent; the run is then evaluated and saved as usual."""
 
-    def __init__(self, event: threading.Event):
-        self.event = event
-        self.stopped = False
+    def __init__(self, event: threading.Event | None = None, time_budget_s: float | None = None):
+        self.event, self.budget = event, time_budget_s
+        self.t0 = time.perf_counter()
+        self.stopped: str | None = None  # "user" or "time_budget"
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.t0 = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kw):
-        if self.event.is_set():
-            self.stopped = True
+        if self.event is not None and self.event.is_set():
+            self.stopped = "user"
+        elif self.budget is not None and time.perf_counter() - self.t0 > self.budget:
+            self.stopped = "time_budget"
+        if self.stopped:
             control.should_training_stop = True
+            control.should_save = True
+            if args.eval_strategy != "no":
+                control.should_evaluate = True  # so the best checkpoint can be the last one
 
 
 # ------------------------------------------------------------------------------ trainer
@@ -243,6 +299,7 @@ def train(
     out_dir = Path(out_dir)
     if (out_dir / "config.json").exists() and not overwrite:
         raise RunError(f"{out_dir} already holds a run; choose another --out or pass --overwrite")
+    check_memory(cfg, data.n_items, resolve_device(cfg.train.device))
     transformers.set_seed(cfg.train.seed)
     started = time.time()
     model = build_model(cfg, data)
@@ -256,9 +313,8 @@ def train(
     callbacks: list[TrainerCallback] = []
     if progress is not None:
         callbacks.append(ProgressCallback(progress, cfg.train.batch_size))
-    stopper = StopCallback(stop) if stop is not None else None
-    if stopper:
-        callbacks.append(stopper)
+    stopper = StopCallback(stop, cfg.train.time_budget_s)
+    callbacks.append(stopper)
     if has_val and cfg.train.early_stopping_metric:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
     trainer = RecTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
@@ -269,7 +325,14 @@ def train(
         raise RunError(f"--resume: no checkpoint found in {ckpt}; start without --resume")
     start_step = _checkpoint_step(resume_from)
     t_train = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except torch.cuda.OutOfMemoryError:
+        raise RunError(
+            f"the GPU ran out of memory (batch {cfg.train.batch_size} x max_len {cfg.model.max_len} x "
+            f"{data.n_items:,} items); lower train.batch_size or model.max_len, or use model.loss=sampled_ce; "
+            f"checkpoints so far are kept in {ckpt}"
+        ) from None
     train_seconds = time.perf_counter() - t_train
 
     model.eval()
@@ -288,7 +351,8 @@ def train(
     env.update({
         "train_seconds": train_seconds,
         "global_step": trainer.state.global_step,
-        "stopped_by_user": bool(stopper and stopper.stopped),
+        "stopped_by_user": stopper.stopped == "user",
+        "stopped_by_time_budget": stopper.stopped == "time_budget",
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_sequences_per_s": (trainer.state.global_step - start_step) * cfg.train.batch_size
         * cfg.train.grad_accum * args.world_size / max(train_seconds, 1e-9),
