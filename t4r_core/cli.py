@@ -209,6 +209,31 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_timewindows(args: argparse.Namespace) -> int:
+    from .timewindows import prepare_windows, run_time_windows, window_summary
+
+    cfg = load_experiment(args)
+    window = int(args.window) if str(args.window).isdigit() else args.window
+    if not args.json:
+        data, win, labels = prepare_windows(args.data, cfg, window)
+        print(window_summary(data.splits["train"], win, labels).to_string(index=False), file=sys.stderr)
+    run = run_time_windows(args.data, cfg, args.out, window=window, regime=args.regime,
+                           baselines=[b.lower() for b in args.baselines], overwrite=args.overwrite,
+                           progress=None if (args.json or args.quiet) else _progress_bar())
+    m = run.metrics
+    if args.json:
+        print(json.dumps({"run": str(run.path), "test": m["test"], "second_half": m["second_half"],
+                          "baselines": m["baselines"], "windows": m["windows"]}))
+    else:
+        cols = ["window", "start", "model", "protocol", "test_sessions"] + [
+            c for c in m["windows"][0] if c.startswith(("ndcg@", "recall@"))]
+        import pandas as pd
+
+        print(pd.DataFrame(m["windows"])[cols].to_string(index=False))
+        print(f"run saved to {run.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t4r", description="Session-based recommendation with Transformers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -267,6 +292,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-seen", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("timewindows", help="train and evaluate window by window (Transformers4Rec protocol)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--window", default="day", help="hour, day (default), week, or a number of equal windows")
+    p.add_argument("--regime", default="incremental", choices=["incremental", "retrain", "first"],
+                   help="incremental: keep the model and continue; retrain: fresh model on all windows so far; "
+                        "first: train on window 1 only (reference)")
+    p.add_argument("--baselines", nargs="*", default=["pop", "vsknn"], help="baselines run through the same windows")
+    config_args(p)
+    _add_data_args(p)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_timewindows)
     return parser
 
 

@@ -19,6 +19,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +282,59 @@ def checkpoint_dir(out_dir: str | Path) -> Path:
     return out.parent / f".{out.name}.checkpoints"
 
 
+@dataclass
+class Fitted:
+    trainer: RecTrainer
+    stopper: StopCallback
+    seconds: float
+    start_step: int
+
+
+def fit(
+    model: torch.nn.Module,
+    cfg: ExperimentConfig,
+    data: SessionData,
+    ckpt: Path,
+    *,
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+    resume: bool = False,
+) -> Fitted:
+    """Train `model` in place on `data.train` (validating on `data.splits["val"]` when present).
+
+    The one place a HF Trainer is assembled; `train` (one run) and `timewindows` (a model carried
+    across windows) both call it.
+    """
+    L = cfg.model.max_len
+    has_val = "val" in data.splits and len(data.splits["val"]) > 0
+    train_ds = SequenceDataset(data.train_arrays(L))
+    eval_ds = SequenceDataset(data.eval_examples("val", cfg.eval.protocols[0], L)) if has_val else None
+    args = training_arguments(cfg, ckpt, has_val)
+    callbacks: list[TrainerCallback] = []
+    if progress is not None:
+        callbacks.append(ProgressCallback(progress, cfg.train.batch_size))
+    stopper = StopCallback(stop, cfg.train.time_budget_s)
+    callbacks.append(stopper)
+    if has_val and cfg.train.early_stopping_metric:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+    trainer = RecTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         data_collator=collate, callbacks=callbacks, data=data, cfg=cfg)
+    trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not print()
+    resume_from = _last_checkpoint(ckpt) if resume else None
+    if resume and resume_from is None:
+        raise RunError(f"--resume: no checkpoint found in {ckpt}; start without --resume")
+    t_train = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except torch.cuda.OutOfMemoryError:
+        raise RunError(
+            f"the GPU ran out of memory (batch {cfg.train.batch_size} x max_len {cfg.model.max_len} x "
+            f"{data.n_items:,} items); lower train.batch_size or model.max_len, or use model.loss=sampled_ce; "
+            f"checkpoints so far are kept in {ckpt}"
+        ) from None
+    return Fitted(trainer, stopper, time.perf_counter() - t_train, _checkpoint_step(resume_from))
+
+
 def train(
     cfg: ExperimentConfig,
     data: SessionData,
@@ -304,36 +358,10 @@ def train(
     started = time.time()
     model = build_model(cfg, data)
     L = cfg.model.max_len
-    has_val = "val" in data.splits and len(data.splits["val"]) > 0
-    protocol = cfg.eval.protocols[0]
-    train_ds = SequenceDataset(data.train_arrays(L))
-    eval_ds = SequenceDataset(data.eval_examples("val", protocol, L)) if has_val else None
     ckpt = checkpoint_dir(out_dir)
-    args = training_arguments(cfg, ckpt, has_val)
-    callbacks: list[TrainerCallback] = []
-    if progress is not None:
-        callbacks.append(ProgressCallback(progress, cfg.train.batch_size))
-    stopper = StopCallback(stop, cfg.train.time_budget_s)
-    callbacks.append(stopper)
-    if has_val and cfg.train.early_stopping_metric:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
-    trainer = RecTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         data_collator=collate, callbacks=callbacks, data=data, cfg=cfg)
-    trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not print()
-    resume_from = _last_checkpoint(ckpt) if resume else None
-    if resume and resume_from is None:
-        raise RunError(f"--resume: no checkpoint found in {ckpt}; start without --resume")
-    start_step = _checkpoint_step(resume_from)
-    t_train = time.perf_counter()
-    try:
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    except torch.cuda.OutOfMemoryError:
-        raise RunError(
-            f"the GPU ran out of memory (batch {cfg.train.batch_size} x max_len {cfg.model.max_len} x "
-            f"{data.n_items:,} items); lower train.batch_size or model.max_len, or use model.loss=sampled_ce; "
-            f"checkpoints so far are kept in {ckpt}"
-        ) from None
-    train_seconds = time.perf_counter() - t_train
+    fitted = fit(model, cfg, data, ckpt, progress=progress, stop=stop, resume=resume)
+    trainer, stopper, args, train_seconds = fitted.trainer, fitted.stopper, fitted.trainer.args, fitted.seconds
+    train_ds, start_step = trainer.train_dataset, fitted.start_step
 
     model.eval()
     splits = ["val", "test"] + (["train"] if cfg.eval.eval_on_train else [])
