@@ -1,0 +1,1 @@
+"""Widgets and helpers shared by the pages: persisted state, cached loads, the training registry."""
