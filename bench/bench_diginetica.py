@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=25.0, help="training wall time per preset")
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--baselines-only", action="store_true")
+    ap.add_argument("--set", nargs="*", default=[], help="extra overrides for every preset, e.g. model.loss=sampled_ce")
+    ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "diginetica"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -58,7 +60,7 @@ def main() -> None:
           f"{len(ex['target']):,} all_next targets, {data.encoders.items.n_values:,} items "
           f"({time.perf_counter() - t0:.1f}s)", flush=True)
     rows = []
-    for name in ("pop", "spop", "vsknn"):
+    for name in () if args.skip_baselines else ("pop", "spop", "vsknn"):
         t = time.perf_counter()
         b = make_baseline(name).fit(data.train, data.n_items)
         m = evaluate_examples(baseline_scorer(b), ex, data.n_items, ks=[20], batch_size=2048)
@@ -68,7 +70,7 @@ def main() -> None:
     if not args.baselines_only:
         for preset in args.presets:
             cfg = get_preset(preset).with_overrides(
-                OVERRIDES.get(preset, []) + [f"train.epochs={args.epochs}", "eval.protocols=[all_next]",
+                OVERRIDES.get(preset, []) + args.set + [f"train.epochs={args.epochs}", "eval.protocols=[all_next]",
                                             "eval.ks=[10, 20]", f"train.time_budget_s={args.budget_min * 60}",
                                             "train.log_every=200", "data.val_fraction=0.0"]
             )
@@ -77,7 +79,8 @@ def main() -> None:
                         data_source={"train": str(DATA / "train.csv"), "test": str(DATA / "test.csv")})
             m = run.metrics["test"]["all_next"]
             env = run.environment
-            rows.append({"model": preset, "p20": 100 * m["recall@20"], "mrr20": 100 * m["mrr@20"],
+            label = preset + (f" ({', '.join(args.set)})" if args.set else "")
+            rows.append({"model": label, "p20": 100 * m["recall@20"], "mrr20": 100 * m["mrr@20"],
                          "train_s": env["train_seconds"],
                          "note": f"{env['global_step']} steps, {env['train_sequences_per_s']:.0f} seq/s"
                                  + (", time budget hit" if env.get("stopped_by_time_budget") else "")})
