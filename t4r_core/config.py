@@ -58,22 +58,28 @@ class DataConfig:
 BODIES = ("xlnet", "gpt2", "bert", "electra", "albert", "roberta", "longformer", "llama", "gru", "lstm")
 MASKINGS = ("clm", "mlm", "plm", "rtd")
 BIDIRECTIONAL = ("xlnet", "bert", "electra", "albert", "roberta", "longformer")
-# Which masking each body can train with. CLM works everywhere (bidirectional bodies get a causal
-# attention mask); MLM/RTD need a bidirectional body; PLM needs XLNet's perm_mask/target_mapping.
+# Which masking each body can train with (docs/models.md has the table and the reasons).
+# CLM: causal bodies natively; bidirectional ones get a causal attention mask (XLNet: attn_type="uni").
+# Longformer's sliding-window attention accepts only a padding mask, so it cannot be made causal.
+# MLM/RTD need a bidirectional body; PLM needs XLNet's two-stream attention (perm_mask/target_mapping).
 VALID_MASKING: dict[str, tuple[str, ...]] = {
     **{b: ("clm", "mlm", "rtd") for b in BIDIRECTIONAL},
     "xlnet": ("clm", "mlm", "plm", "rtd"),
+    "longformer": ("mlm", "rtd"),
     "gpt2": ("clm",),
     "llama": ("clm",),
     "gru": ("clm",),
     "lstm": ("clm",),
 }
 LOSSES = ("ce", "sampled_ce", "bce", "gbce")
+SESSION_HEAD_TYPES = ("binary", "regression")
+POOLINGS = ("last", "mean", "cls")
 
 
 @dataclass
 class ModelConfig:
-    """Input block -> masking -> body -> next-item head. Every knob is honoured by every body."""
+    """Input block -> masking -> body -> next-item head. Every knob is honoured by every body
+    (n_heads and d_ff have no meaning for the RNN bodies; docs/models.md says so)."""
 
     body: str = "gpt2"
     masking: str = "clm"
@@ -88,8 +94,12 @@ class ModelConfig:
     plm_probability: float = 1 / 6  # XLNet's ratio of predicted tokens
     plm_max_span: int = 5
     rtd_generator_scale: float = 0.25  # generator d_model = scale * d_model (ELECTRA uses 1/4..1/2)
-    rtd_weight: float = 50.0  # ELECTRA's discriminator loss weight
+    # ELECTRA weights its discriminator loss 50 because it has no other loss; here the body's job
+    # is item prediction and rtd is auxiliary: at 50 it drowns the item loss (docs/models.md)
+    rtd_weight: float = 1.0
+    rtd_replace_fraction: float = 0.5  # of the masked positions, the share the generator fills in
     # features
+    item_dim: int | None = None  # item embedding size; None = d_model (tied head projects if it differs)
     categorical_features: dict[str, int | None] = field(default_factory=dict)  # name -> dim (None = rule)
     continuous_features: list[str] = field(default_factory=list)
     continuous_encoding: Literal["linear", "sohe"] = "linear"
@@ -113,25 +123,85 @@ class ModelConfig:
         _check_choice("model.masking", self.masking, MASKINGS)
         if self.masking not in VALID_MASKING[self.body]:
             fits = ", ".join(VALID_MASKING[self.body])
+            why = {
+                "plm": "plm needs XLNet's two-stream attention (perm_mask/target_mapping)",
+                "mlm": f"{self.body} is a causal (left-to-right) body; mlm needs a bidirectional one",
+                "rtd": f"{self.body} is a causal (left-to-right) body; rtd needs a bidirectional one",
+                "clm": "longformer's sliding-window attention takes only a padding mask, so it cannot be made causal",
+            }[self.masking]
             raise ConfigError(
-                f"model.masking={self.masking!r} does not fit model.body={self.body!r}; "
+                f"model.masking={self.masking!r} does not fit model.body={self.body!r} ({why}); "
                 f"masks that fit {self.body}: {fits}"
             )
         _check_choice("model.loss", self.loss, LOSSES)
-        for name in ("d_model", "n_layers", "n_heads", "max_len"):
+        for name in ("d_model", "n_layers", "n_heads", "max_len", "n_negatives", "sohe_bins", "plm_max_span"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("d_ff", "item_dim"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"model.{name} must be >= 1 or null, got {getattr(self, name)}")
         if self.body not in ("gru", "lstm") and self.d_model % self.n_heads:
             raise ConfigError(
                 f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if not 0.0 < self.mlm_probability < 1.0:
-            raise ConfigError(f"model.mlm_probability must be in (0, 1), got {self.mlm_probability}")
+        for name in ("dropout", "input_dropout", "label_smoothing"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("mlm_probability", "plm_probability"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ConfigError(f"model.{name} must be in (0, 1), got {getattr(self, name)}")
+        for name in ("rtd_generator_scale", "rtd_replace_fraction"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ConfigError(f"model.{name} must be in (0, 1], got {getattr(self, name)}")
+        if self.label_smoothing > 0 and self.loss != "ce":
+            raise ConfigError(
+                f"model.label_smoothing applies to the full softmax (loss='ce') only, not loss={self.loss!r}"
+            )
+        if self.rtd_weight < 0:
+            raise ConfigError(f"model.rtd_weight must be >= 0, got {self.rtd_weight}")
+        if self.temperature <= 0:
+            raise ConfigError(f"model.temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.gbce_t <= 1.0:
+            raise ConfigError(f"model.gbce_t must be in [0, 1], got {self.gbce_t}")
         _check_choice("model.aggregation", self.aggregation, ("concat", "sum", "sum_times_item"))
         _check_choice("model.continuous_encoding", self.continuous_encoding, ("linear", "sohe"))
         _check_choice("model.negative_sampling", self.negative_sampling, ("uniform", "in_batch", "popularity"))
+        if self.aggregation == "sum_times_item" and not (self.categorical_features or self.continuous_features):
+            raise ConfigError(
+                "model.aggregation='sum_times_item' multiplies the item embedding by the sum of the side "
+                "features, but no side features are configured; use 'concat' or 'sum', or add features"
+            )
+        for dim_name, dim in self.categorical_features.items():
+            if dim is not None and (not isinstance(dim, int) or dim < 1):
+                raise ConfigError(f"model.categorical_features[{dim_name!r}] must be a positive int or null, got {dim!r}")
+        self._validate_session_heads()
+
+    def _validate_session_heads(self) -> None:
+        names: set[str] = set()
+        for i, head in enumerate(self.session_heads):
+            where = f"model.session_heads[{i}]"
+            if not isinstance(head, dict):
+                raise ConfigError(f"{where} must be a mapping with keys name, type, target, pooling, weight")
+            unknown = set(head) - {"name", "type", "target", "pooling", "weight"}
+            if unknown:
+                raise ConfigError(f"{where} has unknown key(s) {sorted(unknown)}; valid: name, type, target, pooling, weight")
+            for key in ("name", "type", "target"):
+                if not isinstance(head.get(key), str) or not head.get(key):
+                    raise ConfigError(f"{where}.{key} is required (a non-empty string)")
+            if head["name"] in names or head["name"] in ("item", "generator", "rtd"):
+                raise ConfigError(f"{where}.name={head['name']!r} is already used; names must be unique")
+            names.add(head["name"])
+            _check_choice(f"{where}.type", head["type"], SESSION_HEAD_TYPES)
+            pooling = head.get("pooling", "last")
+            _check_choice(f"{where}.pooling", pooling, POOLINGS)
+            if pooling == "cls" and self.masking not in ("mlm", "rtd"):
+                raise ConfigError(
+                    f"{where}.pooling='cls' prepends a [CLS] slot that must see the whole session, which "
+                    f"needs bidirectional training (masking mlm or rtd); with {self.masking} use 'last' or 'mean'"
+                )
+            weight = head.get("weight", 1.0)
+            if not isinstance(weight, (int, float)) or weight < 0:
+                raise ConfigError(f"{where}.weight must be a number >= 0, got {weight!r}")
 
     @property
     def ff_dim(self) -> int:
@@ -160,6 +230,9 @@ class TrainConfig:
     eval_every_epoch: bool = True
     num_workers: int = 0
     max_steps: int = -1  # > 0 overrides epochs (quick runs and tests)
+    log_every: int = 50  # steps between logged losses (history.csv)
+    time_budget_s: float | None = None  # stop cleanly after this much training time (benchmarks, demos)
+    report_to: list[str] = field(default_factory=list)  # HF integrations, e.g. ["tensorboard"]
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):
