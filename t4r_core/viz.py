@@ -366,3 +366,21 @@ __all__ = [
     "saliency_bar", "session_length_histogram", "split_counts_bar", "top_items_bar", "training_curves",
     "unique_labels", "visibility_heatmap",
 ]
+
+
+def time_window_lines(table: pd.DataFrame, metrics: Sequence[str] = ("ndcg@10", "recall@20"),
+                      title: str = "Metrics over time (each window evaluated after training on the ones before)"
+                      ) -> go.Figure:
+    """One line per (model or baseline, metric) across evaluation windows (`timewindows` runs)."""
+    metrics = [m for m in metrics if m in table.columns]
+    if table.empty or not metrics:
+        return _empty(title)
+    fig = go.Figure()
+    for (model, proto), g in table.groupby(["model", "protocol"], sort=False):
+        g = g.sort_values("window")
+        for m in metrics:
+            fig.add_trace(go.Scatter(x=g["start"].astype(str), y=g[m], mode="lines+markers",
+                                     name=safe_label(f"{model} · {m}" + (f" ({proto})" if proto != "last" else ""))))
+    fig.update_xaxes(title="evaluation window (start)")
+    fig.update_yaxes(title="metric")
+    return _layout(fig, title)

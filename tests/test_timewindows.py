@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import t4r_core.timewindows as tw
@@ -79,3 +81,34 @@ def test_cli_timewindows_json(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and len(out["windows"]) == 2 * 2
     assert {"last"} == set(out["test"]) and "pop" in out["baselines"]
+
+
+def test_app_evaluate_page_shows_windows(tmp_path, monkeypatch):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from t4r_core import viz
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("T4R_RUNS_DIR", str(runs))
+    monkeypatch.setenv("T4R_APP_DEBUG", "1")
+    data = tmp_path / "drift.csv"
+    drifting_log(n_days=3).to_csv(data, index=False)
+    cfg = ExperimentConfig().with_overrides(TINY + ["train.max_steps=2"])
+    run = tw.run_time_windows(data, cfg, runs / "tw", baselines=["pop"])
+    fig = viz.time_window_lines(pd.DataFrame(run.metrics["windows"]), ["recall@5"])
+    assert len(fig.data) == 2  # model and pop
+    from app.components import state
+
+    st = state.AppState.load()
+    st.choose_data(data, "drift.csv")
+    st.last_run = "tw"
+    st.save()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app" / "Home.py"), default_timeout=180)
+    at.run()
+    at.switch_page("views/evaluate.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.dataframe  # the per-window table
+    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    assert any("Metrics over time" in str(s.get("layout", {}).get("title", "")) for s in specs)

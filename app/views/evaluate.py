@@ -76,11 +76,29 @@ def compare_section(app) -> None:
     st.dataframe(df, hide_index=True, key="eval_compare_table")
 
 
+def time_windows_section(run) -> None:
+    """Runs made by `t4r timewindows`: each window's metrics for the model and the baselines."""
+    table = pd.DataFrame(run.metrics["windows"])
+    options = [c for c in table.columns if "@" in c]
+    chosen = st.multiselect("Metrics", options, default=[m for m in ("ndcg@10", "recall@20") if m in options],
+                            key="eval_tw_metrics") or options[:1]
+    st.plotly_chart(viz.time_window_lines(table, chosen), key="fig_eval_tw")
+    st.caption(f"Regime '{run.metrics.get('regime')}', window '{run.metrics.get('window')}'. Averages over windows: "
+               "the model's in the metrics table below; the second half of the windows (the Transformers4Rec "
+               "paper's test half) in the last rows here.")
+    cols = ["window", "start", "model", "protocol", "train_sessions", "test_sessions"] + options
+    st.dataframe(table[[c for c in cols if c in table]], hide_index=True, key="eval_tw_table")
+
+
 def main() -> None:
     app = state.AppState.load()
     run = ui.pick_run(app, "eval_run")
     if run is None:
         return
+    if "windows" in run.metrics:
+        st.subheader("Over time", anchor=False)
+        with ui.guard():
+            time_windows_section(run)
     st.subheader("Metrics", anchor=False)
     excl = metrics_section(run)
     st.subheader("Where it works", anchor=False)
