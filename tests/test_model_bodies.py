@@ -19,13 +19,7 @@ MLM_BODIES = [b for b in BODIES if "mlm" in VALID_MASKING[b]]
 HF_BODIES = [b for b in BODIES if b not in ("gru", "lstm")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster, and immune to a busy second core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(body: str, masking: str, **kw) -> ModelConfig:
