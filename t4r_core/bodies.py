@@ -185,7 +185,7 @@ def _build_hf(s: BodySpec):
     if s.kind == "gpt2":
         cfg = GPT2Config(
             n_embd=d, n_layer=nl, n_head=nh, n_inner=ff, n_positions=s.n_positions,
-            resid_pdrop=p, embd_pdrop=p, attn_pdrop=p, **common,
+            resid_pdrop=p, embd_pdrop=p, attn_pdrop=p, activation_function="gelu_pytorch_tanh", **common,
         )
         return _init(GPT2Model, cfg, impl)
     if s.kind == "bert":
