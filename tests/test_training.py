@@ -89,15 +89,17 @@ def test_same_seed_same_metrics(toy_data, tmp_path):
 def test_stop_request_ends_at_next_step_and_saves(toy_data, tmp_path):
     cfg = ExperimentConfig().with_overrides(TINY + ["train.epochs=50"])
     stop = threading.Event()
-
-    def progress(ev):
-        if ev["event"] == "step" and ev["step"] >= 3:
-            stop.set()
-
-    run = train(cfg, toy_data, tmp_path / "stopped", progress=progress, stop=stop)
+    stop.set()  # already requested: training must end after its first step, then save as usual
+    run = train(cfg, toy_data, tmp_path / "stopped", stop=stop)
     assert run.environment["stopped_by_user"] is True
-    assert run.environment["global_step"] < 10
-    assert "test" in run.metrics
+    assert run.environment["global_step"] == 1
+    assert "test" in run.metrics and (run.path / "model.safetensors").exists()
+
+
+def test_time_budget_stops_training(toy_data, tmp_path):
+    cfg = ExperimentConfig().with_overrides(TINY + ["train.epochs=500", "train.time_budget_s=0"])
+    run = train(cfg, toy_data, tmp_path / "budget")
+    assert run.environment["stopped_by_time_budget"] is True and run.environment["global_step"] == 1
 
 
 def test_existing_run_is_not_overwritten_by_accident(trained, toy_data):
