@@ -266,3 +266,13 @@ def common_args(argv=None):
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--eval-batch", type=int, default=1024)
     return ap.parse_args(argv)
+
+
+def run_tool(tool: str, run, argv=None) -> None:
+    """Every peer runner's entry: parse the common flags, pin threads, load the export, record."""
+    a = common_args(argv)
+    threads = set_threads()
+    ex = load_export(a.export)
+    rec = Recorder(tool, a.model, ex, a.out)
+    rec.res["threads"] = threads
+    run_guarded(rec, lambda: run(a, ex, rec))

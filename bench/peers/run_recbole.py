@@ -27,12 +27,7 @@ import formats  # noqa: E402
 
 
 def main(argv=None) -> None:
-    a = common.common_args(argv)
-    threads = common.set_threads()
-    ex = common.load_export(a.export)
-    rec = common.Recorder("recbole", a.model, ex, a.out)
-    rec.res["threads"] = threads
-    common.run_guarded(rec, lambda: _run(a, ex, rec))
+    common.run_tool("recbole", _run, argv)
 
 
 def _run(a, ex, rec) -> None:

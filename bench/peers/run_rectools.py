@@ -21,12 +21,7 @@ import formats  # noqa: E402
 
 
 def main(argv=None) -> None:
-    a = common.common_args(argv)
-    threads = common.set_threads()
-    ex = common.load_export(a.export)
-    rec = common.Recorder("rectools", a.model, ex, a.out)
-    rec.res["threads"] = threads
-    common.run_guarded(rec, lambda: _run(a, ex, rec))
+    common.run_tool("rectools", _run, argv)
 
 
 def _run(a, ex, rec) -> None:
