@@ -13,6 +13,7 @@ and the run is still evaluated and saved (with the best checkpoint when validati
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -393,10 +394,23 @@ def train(
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
+    """The newest *complete* checkpoint; ones cut short by an interrupt are removed.
+
+    HF writes `trainer_state.json` last, so a checkpoint folder without a readable one was being
+    saved when the process was stopped and cannot be resumed from.
+    """
     if not folder.exists():
         return None
-    cks = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(cks, key=lambda p: int(p.name.split("-")[-1])) if cks else None
+    cks = sorted((p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                 key=lambda p: int(p.name.split("-")[-1]))
+    complete = []
+    for p in cks:
+        try:
+            json.loads((p / "trainer_state.json").read_text())
+            complete.append(p)
+        except (OSError, ValueError):
+            shutil.rmtree(p, ignore_errors=True)
+    return complete[-1] if complete else None
 
 
 def _checkpoint_step(path: Path | None) -> int:

@@ -100,6 +100,24 @@ def _cli(args, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def test_resume_skips_a_checkpoint_cut_short(tmp_path):
+    """A checkpoint folder without trainer_state.json (written last by HF) was being saved when
+    the process stopped: resume must take the newest complete one and drop the partial one."""
+    from t4r_core.trainer import _last_checkpoint
+
+    assert _last_checkpoint(tmp_path / "missing") is None
+    for step in (30, 60):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-30" / "trainer_state.json").write_text('{"global_step": 30}')
+    (tmp_path / "checkpoint-60" / "model.safetensors").write_bytes(b"")
+    (tmp_path / "checkpoint-90").mkdir()
+    (tmp_path / "checkpoint-90" / "trainer_state.json").write_text('{"global_st')  # truncated
+    assert _last_checkpoint(tmp_path) == tmp_path / "checkpoint-30"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-30"]
+    (tmp_path / "checkpoint-30" / "trainer_state.json").unlink()
+    assert _last_checkpoint(tmp_path) is None
+
+
 @pytest.mark.slow
 def test_sigint_then_resume_reaches_the_same_metrics(tmp_path):
     data = tmp_path / "toy.csv"
@@ -120,6 +138,10 @@ def test_sigint_then_resume_reaches_the_same_metrics(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert "--resume" in err and "Traceback" not in err
     assert not (tmp_path / "cut").exists()  # no half run
+    # SIGINT can land while HF writes a checkpoint: leave one behind cut short, as CI once did
+    partial = ckpts / "checkpoint-99999"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"")
 
     again = _cli([*common, "--out", str(tmp_path / "cut"), "--resume"])
     out, err = again.communicate(timeout=600)
