@@ -93,3 +93,33 @@ def evaluate_splits(
             for p in protocols
         }
     return out
+
+
+BASELINE_NAMES = {"pop": "Pop", "spop": "SPop", "vsknn": "V-SKNN"}
+
+
+def evaluate_baselines(
+    data: SessionData,
+    baselines: Sequence[str] = ("pop", "vsknn"),
+    split: str = "test",
+    protocol: str = "last",
+    max_len: int = 20,
+    ks: Sequence[int] = (5, 10, 20),
+    exclude_seen: bool = False,
+    batch_size: int = 512,
+) -> dict[str, dict[str, float]]:
+    """{"Pop": metrics, "V-SKNN": metrics, ...}: baselines fitted on `data.train`, scored on `split`
+    by the same metric code and with the same examples as a model, so the rows compare."""
+    from .baselines import make_baseline
+
+    sessions = data.splits.get(split)
+    if sessions is None or len(sessions) == 0:
+        return {}
+    ex = next_item_examples(sessions, protocol, max_len)
+    pop = data.item_popularity()
+    return {
+        BASELINE_NAMES.get(key.strip().lower().replace("-", ""), key): evaluate_examples(
+            baseline_scorer(make_baseline(key).fit(data.train, data.n_items)), ex, data.n_items, ks,
+            exclude_seen, batch_size, "cpu", pop)
+        for key in baselines
+    }

@@ -231,3 +231,24 @@ def test_evaluate_and_registry():
         VSKNN(similarity="jaccard").fit(train, 8)
     with pytest.raises(RuntimeError):
         Pop().score(prefixes)
+
+
+def test_evaluate_baselines_on_a_split_matches_scoring_by_hand(tmp_path):
+    """`evaluate_baselines` (the app's and notebooks' one call) = fitting and scoring by hand."""
+    from t4r_core import DataConfig, prepare_data
+    from t4r_core.evaluation import baseline_scorer, evaluate_baselines, evaluate_examples
+
+    from .toydata import successor_log
+
+    path = tmp_path / "toy.csv"
+    successor_log(n_sessions=300).to_csv(path, index=False)
+    data = prepare_data(path, DataConfig(split="random", test_fraction=0.2, val_fraction=0.0))
+    res = evaluate_baselines(data, ("pop", "V-SKNN"), "test", "all_next", 10, (1, 10))
+    assert list(res) == ["Pop", "V-SKNN"]
+    ex = data.eval_examples("test", "all_next", 10)
+    by_hand = evaluate_examples(baseline_scorer(VSKNN().fit(data.train, data.n_items)), ex, data.n_items, (1, 10),
+                                item_popularity=data.item_popularity())
+    assert res["V-SKNN"] == pytest.approx(by_hand)
+    assert res["V-SKNN"]["recall@10"] > res["Pop"]["recall@10"]  # successors follow a rule: neighbours find it
+    assert res["Pop"]["n_examples"] == len(ex["target"])
+    assert evaluate_baselines(data, ("pop",), split="val") == {}

@@ -172,21 +172,14 @@ def run_source(run: Run) -> str | None:
 @st.cache_data(max_entries=16, show_spinner="Evaluating the baselines (Pop, V-SKNN)…")
 def baseline_metrics(run_path: str, fstamp: tuple, exclude_seen: bool, split: str = "test") -> dict[str, dict]:
     """{"Pop": metrics, "V-SKNN": metrics} on the run's split, with the run's protocol and max_len."""
-    from t4r_core.baselines import make_baseline
-    from t4r_core.evaluation import baseline_scorer, evaluate_examples
+    from t4r_core.evaluation import evaluate_baselines
 
     run = _run(run_path, fstamp)
     data = _run_data(run_path, fstamp)
-    if data is None or len(data.splits.get(split, [])) == 0:
+    if data is None:
         return {}
-    proto = run.config.eval.protocols[0]
-    ex = data.eval_examples(split, proto, run.config.model.max_len)
-    out = {}
-    for name, key in (("Pop", "pop"), ("V-SKNN", "vsknn")):
-        b = make_baseline(key).fit(data.train, data.n_items)
-        out[name] = evaluate_examples(baseline_scorer(b), ex, data.n_items, run.config.eval.ks, exclude_seen,
-                                      512, "cpu", data.item_popularity())
-    return out
+    return evaluate_baselines(data, ("pop", "vsknn"), split, run.config.eval.protocols[0], run.config.model.max_len,
+                              run.config.eval.ks, exclude_seen)
 
 
 @st.cache_data(max_entries=8, show_spinner="Scoring every test example for the breakdown…")
