@@ -20,6 +20,28 @@ from .timestamps import iso
 def profile_frame(df: pd.DataFrame, cfg: DataConfig | None = None, schema: Schema | None = None,
                   label: str = "data") -> dict[str, Any]:
     """One JSON-able dict describing the cleaned sessions (after dedup / min length filters)."""
+    return _profile(df, cfg, schema, label)[0]
+
+
+def profile_details(df: pd.DataFrame, cfg: DataConfig | None = None, schema: Schema | None = None,
+                    label: str = "data") -> dict[str, Any]:
+    """`profile_frame` plus the arrays the profile figures draw (the app's Data page, notebooks):
+    `summary`, `schema`, `lengths` (per session), `start_time` (per session, unix s), `item_counts`
+    (most clicked first) and `top_items` (the 50 most clicked, as the user's ids)."""
+    summary, sessions, schema = _profile(df, cfg, schema, label)
+    vc = pd.Series(sessions.items).value_counts(sort=True)
+    return {
+        "summary": summary,
+        "schema": schema.to_dict(),
+        "columns": [str(c) for c in df.columns],
+        "lengths": sessions.lengths,
+        "start_time": sessions.start_time if sessions.start_time is not None else np.zeros(0),
+        "item_counts": vc.to_numpy(),
+        "top_items": [x.item() if isinstance(x, np.generic) else x for x in vc.index[:50]],
+    }
+
+
+def _profile(df: pd.DataFrame, cfg: DataConfig | None, schema: Schema | None, label: str):
     cfg = cfg or DataConfig()
     schema = schema or infer_schema(df, cfg, label)
     validate(df, schema, label)
@@ -48,7 +70,7 @@ def profile_frame(df: pd.DataFrame, cfg: DataConfig | None = None, schema: Schem
         "dropped": dict(report.dropped),
         "short_sessions_dropped": int(report.n_short_sessions),
         "repeat_rate": _repeat_rate(sessions),
-    }
+    }, sessions, schema
 
 
 def _repeat_rate(sessions) -> float:

@@ -13,7 +13,7 @@ inject markup into a chart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -315,6 +315,32 @@ def _cat_colour(i: int) -> str:
              "#364FC7", "#A61E4D", "#087F5B", "#862E9C"]
     colours = PALETTE + extra
     return colours[i % len(colours)]
+
+
+def masking_rows(view, label: Callable[[int], str] = str) -> list[dict[str, Any]]:
+    """The three rows `masking_diagram` draws for one `explain.MaskingView`: what the body is fed,
+    what it is trained to predict, and what it sees when it predicts. `label` names an item id."""
+    mask_id, pad_id = 2, 0  # vocab.MASK, vocab.PAD (viz imports nothing from the model side)
+    name = view.scheme.upper()
+    text_in = []
+    for i, (inp, role) in enumerate(zip(view.inputs, view.roles)):
+        t = "[MASK]" if inp == mask_id else label(inp)
+        if role == "hidden" and view.order[i] is not None:
+            t = f"#{view.order[i]} {t}"
+        text_in.append(t)
+    pred_roles = ["target" if t != pad_id else "none" for t in view.targets]
+    pred_text = [label(t) if t != pad_id else "" for t in view.targets]
+    if view.scheme == "rtd":  # the discriminator's question at replaced positions
+        for j, role in enumerate(view.roles):
+            if role == "replaced":
+                pred_roles[j], pred_text[j] = "replaced", "spot: replaced"
+    at_pred = ["slot" if j == view.prediction_slot else "visible" for j in range(len(view.prediction_inputs))]
+    at_text = ["[MASK]" if i == mask_id else label(i) for i in view.prediction_inputs]
+    return [
+        {"name": f"{name} · body input", "roles": view.roles, "text": text_in},
+        {"name": f"{name} · trained to predict", "roles": pred_roles, "text": pred_text},
+        {"name": f"{name} · at prediction time", "roles": at_pred, "text": at_text},
+    ]
 
 
 def masking_diagram(rows: Sequence[Mapping[str, Any]], title: str = "What the body sees and predicts") -> go.Figure:

@@ -91,3 +91,18 @@ def test_generated_shop_data():
     assert c["train"]["sessions"] > c["test"]["sessions"] > 0
     # time split: test sessions are the latest
     assert data.splits["test"].start_time.min() >= data.splits["train"].start_time.max()
+
+
+def test_profile_details_arrays_agree_with_the_summary():
+    """The arrays behind the Data page's figures (and the notebooks') describe the same sessions."""
+    from t4r_core.profile import profile_details, profile_frame
+
+    df = read_table(SAMPLE_DATA / "diginetica_sample.csv")
+    d = profile_details(df, label="sample")
+    assert d["summary"] == profile_frame(df, label="sample")
+    s = d["summary"]
+    assert len(d["lengths"]) == len(d["start_time"]) == s["n_sessions"]
+    assert int(d["lengths"].sum()) == int(d["item_counts"].sum()) == s["n_interactions"]
+    assert len(d["item_counts"]) == s["n_items"] and np.all(np.diff(d["item_counts"]) <= 0)
+    top = df[df.session_id.isin(df.session_id.value_counts().index[df.session_id.value_counts() >= 2])]
+    assert d["top_items"][0] == top.item_id.value_counts().index[0]

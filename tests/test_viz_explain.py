@@ -263,3 +263,22 @@ def test_figure_builders_return_figures():
     for empty in (viz.session_length_histogram([]), viz.popularity_long_tail([]), viz.activity_over_time([]),
                   viz.metrics_bars(pd.DataFrame()), viz.runs_comparison(pd.DataFrame())):
         assert isinstance(empty, go.Figure) and empty.layout.annotations
+
+
+def test_masking_rows_label_what_each_scheme_feeds_and_predicts():
+    from t4r_core.vocab import MASK
+
+    views = explain.masking_views([4, 5, 6, 7, 8, 9], seed=1, mlm_probability=0.5)
+    names = {4: "a", 5: "b", 6: "c", 7: "d", 8: "e", 9: "f"}
+    clm = viz.masking_rows(views["clm"], lambda i: names.get(int(i), str(i)))
+    assert [r["name"] for r in clm] == ["CLM · body input", "CLM · trained to predict", "CLM · at prediction time"]
+    assert clm[0]["text"] == list("abcdef") and clm[1]["text"] == list("bcdef") + [""]  # next item, none after last
+    mlm = viz.masking_rows(views["mlm"], lambda i: names.get(int(i), str(i)))
+    masked = [j for j, r in enumerate(views["mlm"].roles) if r == "masked"]
+    assert masked and all(mlm[0]["text"][j] == "[MASK]" for j in masked)
+    assert all(mlm[1]["text"][j] == names[views["mlm"].targets[j]] for j in masked)
+    assert mlm[2]["text"][views["mlm"].prediction_slot] == "[MASK]" == ("[MASK]" if MASK == 2 else None)
+    rtd = viz.masking_rows(views["rtd"])
+    assert all(t == "spot: replaced" for t, r in zip(rtd[1]["text"], views["rtd"].roles) if r == "replaced")
+    plm = viz.masking_rows(views["plm"])
+    assert any(t.startswith("#") for t in plm[0]["text"])  # targets carry their factorisation rank

@@ -18,10 +18,8 @@ from t4r_core.config import DataConfig, ExperimentConfig
 from t4r_core.data import SessionData, prepare_data
 from t4r_core.errors import DataError, RunError
 from t4r_core.ingest import read_table
-from t4r_core.profile import profile_frame
+from t4r_core.profile import profile_details
 from t4r_core.runs import RUN_FILES, Run
-from t4r_core.schema import infer_schema
-from t4r_core.sessions import build_sessions
 
 Stamp = tuple[str, int, int]
 
@@ -63,20 +61,7 @@ def read_frame(path: str, sep: str | None = None) -> pd.DataFrame:
 def _profile(path: str, fstamp: Stamp | None, cfg_json: str) -> dict[str, Any]:
     cfg = data_config(json.loads(cfg_json))
     df = _read_frame(path, fstamp, cfg.sep)
-    label = Path(path).name
-    schema = infer_schema(df, cfg, label)
-    summary = profile_frame(df, cfg, schema, label)
-    raw, _ = build_sessions(df, schema, cfg, label)
-    vc = pd.Series(raw.items).value_counts(sort=True)  # the user's ids, most clicked first
-    return {
-        "summary": summary,
-        "schema": schema.to_dict(),
-        "columns": [str(c) for c in df.columns],
-        "lengths": raw.lengths,
-        "start_time": raw.start_time if raw.start_time is not None else np.zeros(0),
-        "item_counts": vc.to_numpy(),
-        "top_items": [x.item() if isinstance(x, np.generic) else x for x in vc.index[:50]],
-    }
+    return profile_details(df, cfg, label=Path(path).name)
 
 
 def profile(path: str, data_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -5,36 +5,12 @@ import streamlit as st
 from app.components import cache, state, ui
 from app.components.ui import md
 from t4r_core import explain, viz
-from t4r_core.vocab import MASK, PAD
+from t4r_core.vocab import MASK
 
 st.title("Masking explorer")
 st.markdown("How each training objective turns one session into inputs and targets. The pictures come from "
             "`t4r_core.masking`, the very functions training uses, applied to a session of your data.")
 SCHEMES = ("clm", "mlm", "plm", "rtd")
-
-
-def rows_for(view, lab: ui.Labeller) -> list[dict]:
-    name = view.scheme.upper()
-    text_in = []
-    for i, (inp, role) in enumerate(zip(view.inputs, view.roles)):
-        t = "[MASK]" if inp == MASK else lab.label(inp)
-        if role == "hidden" and view.order[i] is not None:
-            t = f"#{view.order[i]} {t}"
-        text_in.append(t)
-    targets = view.targets
-    pred_roles = ["target" if t != PAD else "none" for t in targets]
-    pred_text = [lab.label(t) if t != PAD else "" for t in targets]
-    if view.scheme == "rtd":  # the discriminator's question at replaced positions
-        for j, role in enumerate(view.roles):
-            if role == "replaced":
-                pred_roles[j], pred_text[j] = "replaced", "spot: replaced"
-    at_pred = [("slot" if j == view.prediction_slot else "visible") for j in range(len(view.prediction_inputs))]
-    at_text = ["[MASK]" if i == MASK else lab.label(i) for i in view.prediction_inputs]
-    return [
-        {"name": f"{name} · body input", "roles": view.roles, "text": text_in},
-        {"name": f"{name} · trained to predict", "roles": pred_roles, "text": pred_text},
-        {"name": f"{name} · at prediction time", "roles": at_pred, "text": at_text},
-    ]
 
 
 def main() -> None:
@@ -55,7 +31,7 @@ def main() -> None:
     ids = sessions.session(int(s)).tolist()[-20:]
     views = explain.masking_views(ids, SCHEMES, seed=int(seed), mlm_probability=p, plm_probability=pp,
                                   plm_max_span=2, n_items=data.n_items)
-    rows = [r for sch in SCHEMES for r in rows_for(views[sch], lab)]
+    rows = [r for sch in SCHEMES for r in viz.masking_rows(views[sch], lab.label)]
     st.plotly_chart(viz.masking_diagram(rows), key="fig_masking")
     for sch in SCHEMES:
         st.markdown(f"- **{sch.upper()}**: {md(explain.SCHEME_NOTES[sch])}")
