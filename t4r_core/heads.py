@@ -26,6 +26,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .errors import ConfigError, DataError
+from .fused_ce import linear_cross_entropy
 from .vocab import N_RESERVED
 
 
@@ -100,10 +101,11 @@ class NextItemHead(nn.Module):
         n = h.shape[0]
         if n == 0:  # a batch without a single target (e.g. only one-item sessions under clm)
             return h.sum() * 0.0
-        if self.loss_name == "ce":
-            return F.cross_entropy(
-                self.real_logits(h).float(), targets - N_RESERVED,
-                reduction="sum", label_smoothing=self.label_smoothing,
+        if self.loss_name == "ce":  # = F.cross_entropy(self.real_logits(h), ...), without the [n, V] logits
+            z = self.proj(h) / self.temperature
+            return linear_cross_entropy(
+                z, self.weight()[N_RESERVED:], self.bias[N_RESERVED:] / self.temperature,
+                targets - N_RESERVED, self.label_smoothing,
             ) / n
         pos = (self.proj(h) * self.weight()[targets]).sum(-1) / self.temperature
         pos = pos + self.bias[targets] / self.temperature
