@@ -2,6 +2,7 @@
 
     python bench/bench_model.py                       # the issue's shapes, all five pairs
     python bench/bench_model.py --pairs gpt2-clm --steps 20 --device cuda --json out.json
+    python bench/bench_model.py --vs-t4r --steps 20 --warmup 3   # side by side with Transformers4Rec 23.12
 
 Shapes (defaults): d_model 64, 2 layers, 4 heads, max_len 20, batch 256, 50k items, full softmax
 cross-entropy, full-length sessions. Reports sequences/s and peak memory (CUDA: allocator peak;
@@ -14,6 +15,7 @@ import argparse
 import json
 import platform
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +28,8 @@ from t4r_core.config import ModelConfig  # noqa: E402
 from t4r_core.model import SessionModel  # noqa: E402
 
 DEFAULT_PAIRS = ["gpt2-clm", "bert-mlm", "xlnet-mlm", "llama-clm", "gru-clm"]
+T4R_PAIRS = ("gpt2-clm", "bert-mlm", "xlnet-mlm")  # T4R has no Llama or GRU body
+T4R_PYTHON = Path(__file__).resolve().parent / ".venvs" / "t4r" / "bin" / "python"
 
 
 def bench(pair: str, args) -> dict:
@@ -93,7 +97,12 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--vs-t4r", action="store_true",
+                   help="also run Transformers4Rec 23.12 (bench/.venvs/t4r) on the same shapes, pair by pair, and print ratios")
+    p.add_argument("--rounds", type=int, default=1, help="with --vs-t4r: alternate ours / T4R this many times")
     args = p.parse_args(argv)
+    if args.vs_t4r:
+        return side_by_side(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     results = []
@@ -108,6 +117,48 @@ def main(argv=None) -> int:
     }
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    return 0
+
+
+def _child(python: Path, script: Path, pair: str, args) -> dict:
+    """One pair in a fresh process (its own peak RSS), returning its result dict."""
+    cmd = [str(python), str(script), "--pairs", pair, "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--d-model", str(args.d_model), "--layers", str(args.layers), "--heads", str(args.heads),
+           "--max-len", str(args.max_len), "--batch", str(args.batch), "--items", str(args.items),
+           "--json", "/dev/stdout"]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out[out.index("{"):])
+
+
+def side_by_side(args) -> int:
+    """Ours and T4R alternate pair by pair, each pair in a fresh process, so load drifts hit both."""
+    if not T4R_PYTHON.exists():
+        print("bench/.venvs/t4r is missing: run bash bench/peers/make_venvs.sh first", file=sys.stderr)
+        return 2
+    ours_script, t4r_script = Path(__file__).resolve(), Path(__file__).resolve().parent / "peers" / "t4r_model_step.py"
+    rows = []
+    for pair in args.pairs:
+        runs: dict[str, list[dict]] = {"ours": [], "t4r": []}
+        for _ in range(args.rounds):
+            runs["ours"].append(_child(Path(sys.executable), ours_script, pair, args)["results"][0])
+            if pair in T4R_PAIRS:
+                runs["t4r"].append(_child(T4R_PYTHON, t4r_script, pair, args)["results"][0])
+        best = {k: max(v, key=lambda r: r["seq_per_s"]) for k, v in runs.items() if v}
+        row = {"pair": pair, "ours": best["ours"], "t4r": best.get("t4r"),
+               "all_seq_per_s": {k: [r["seq_per_s"] for r in v] for k, v in runs.items()}}
+        if row["t4r"]:
+            row["ratio"] = round(row["ours"]["seq_per_s"] / row["t4r"]["seq_per_s"], 2)
+        rows.append(row)
+        t = row["t4r"]
+        print(f"{pair:10s} ours {row['ours']['seq_per_s']:8.1f} seq/s {row['ours']['peak_mib']:7.0f} MiB | "
+              + (f"T4R {t['seq_per_s']:8.1f} seq/s {t['peak_mib']:7.0f} MiB | ratio {row['ratio']:.2f}x" if t else
+                 "T4R has no such body"), flush=True)
+    meta = {"torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+            **{k: v for k, v in vars(args).items() if k != "json"}}
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     return 0
 
 

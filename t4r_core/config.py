@@ -233,6 +233,9 @@ class TrainConfig:
     log_every: int = 50  # steps between logged losses (history.csv)
     time_budget_s: float | None = None  # stop cleanly after this much training time (benchmarks, demos)
     report_to: list[str] = field(default_factory=list)  # HF integrations, e.g. ["tensorboard"]
+    # a checkpoint (weights + optimizer) after every epoch: what --resume and the best-epoch
+    # reload need; off for benchmarks and throwaway runs (the final model is still saved)
+    save_checkpoints: bool = True
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "grad_accum"):

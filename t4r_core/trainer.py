@@ -171,7 +171,7 @@ class StopCallback(TrainerCallback):
             self.stopped = "time_budget"
         if self.stopped:
             control.should_training_stop = True
-            control.should_save = True
+            control.should_save = args.save_strategy != "no"
             if args.eval_strategy != "no":
                 control.should_evaluate = True  # so the best checkpoint can be the last one
 
@@ -242,9 +242,9 @@ def training_arguments(cfg: ExperimentConfig, output_dir: str | Path, has_val: b
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         eval_strategy="epoch" if has_val else "no",
-        save_strategy="epoch",
+        save_strategy="epoch" if t.save_checkpoints else "no",
         save_total_limit=2,
-        load_best_model_at_end=has_val,
+        load_best_model_at_end=has_val and t.save_checkpoints,
         metric_for_best_model=f"eval_{metric}" if has_val else None,
         greater_is_better=True,
         logging_strategy="steps",

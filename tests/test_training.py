@@ -207,3 +207,19 @@ def test_config_yaml_roundtrip(tmp_path):
     cfg.save(tmp_path / "c.yaml")
     cfg.save(tmp_path / "c.json")
     assert ExperimentConfig.load(tmp_path / "c.yaml") == cfg == ExperimentConfig.load(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("save", [True, False])
+def test_save_checkpoints_switch(save, toy_data, tmp_path, monkeypatch):
+    """train.save_checkpoints=false writes no per-epoch checkpoint (benchmarks, throwaway runs);
+    the run itself is still saved, and true keeps one per epoch for --resume."""
+    from transformers import Trainer
+
+    saved = []
+    real = Trainer._save_checkpoint
+    monkeypatch.setattr(Trainer, "_save_checkpoint", lambda self, *a, **k: (saved.append(1), real(self, *a, **k)))
+    cfg = ExperimentConfig().with_overrides(TINY + ["train.epochs=2", f"train.save_checkpoints={str(save).lower()}"])
+    run = train(cfg, toy_data, tmp_path / "run")
+    assert len(saved) == (2 if save else 0)
+    assert (run.path / "model.safetensors").exists() and run.metrics["test"]["last"]["n_examples"] > 0
+    assert run.config.train.save_checkpoints is save

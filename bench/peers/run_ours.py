@@ -6,7 +6,7 @@ prefixes after every epoch, or a baseline (Pop, V-SKNN) fitted once.
 The data is prepared with t4r_core exactly as the harness exported it (the counts are checked
 against the export's meta.json). The per-epoch evaluation is the trainer's own validation pass
 pointed at the test split (`data.splits["val"] = test`), timed and subtracted from the training
-time; checkpoint saving (HF saves every epoch) stays in our training time.
+time. Like the peers' runners, ours saves no per-epoch checkpoints (`train.save_checkpoints=false`).
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _run(args, a, ex, rec) -> None:
         f"model.n_layers={1 if a.model == 'GRU4Rec' else a.layers}", f"model.n_heads={a.heads}", f"train.batch_size={a.batch}", f"train.lr={a.lr}", f"train.epochs={a.epochs}",
         f"train.seed={a.seed}", f"train.eval_batch_size={a.eval_batch}", f"eval.protocols=[{bd.protocol}]",
         f"eval.ks={ks}", "train.log_every=1000", "train.device=cpu",
-        "train.lr_scheduler=constant", f"train.time_budget_s={a.budget_s}",  # stops mid-epoch too  # the peers' schedule (rectools, RecBole, our T4R loop) "data.val_fraction=0.0",
+        "train.lr_scheduler=constant",  # the peers' schedule (rectools, RecBole, our T4R loop)
+        f"train.time_budget_s={a.budget_s}",  # stops mid-epoch too
+        "train.save_checkpoints=false",  # as the peers: T4R's runner saves nothing, rectools / RecBole only at the end
     ] + ([f"model.dropout={a.dropout}"] if a.model in ("SASRec+",) else []))
     rec.res["config"] = {"model": cfg.model.__dict__ | {}, "train": cfg.train.__dict__ | {}}
     stop = threading.Event()
