@@ -55,6 +55,9 @@ def read_table(
             raise DataError(f"{label}: file not found")
         if path.is_dir():
             raise DataError(f"{label}: is a folder; give a CSV/TSV/Parquet/JSONL file")
+        with path.open("rb") as f:
+            if f.read(4) == _PARQUET_MAGIC:  # streamed by row groups: no size limit, no raw bytes held
+                return _finish(_flatten_lists(_read_parquet_file(path, label), label), label)
         size = path.stat().st_size
         if size > max_bytes:
             raise DataError(f"{label}: file is {size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit; "
@@ -84,7 +87,10 @@ def read_table(
             table = _read_jsonl(text_start, label)
         else:
             table = _read_csv(text_start, label, sep)
-    table = _flatten_lists(table, label)
+    return _finish(_flatten_lists(table, label), label)
+
+
+def _finish(table: pa.Table, label: str) -> pd.DataFrame:
     df = table.to_pandas(split_blocks=True)  # no consolidation copy of the numeric columns
     _check_columns(df, label)
     return df
@@ -216,6 +222,29 @@ def _first_bad_json_line(raw: bytes) -> tuple[int | None, str]:
         if not isinstance(obj, dict):
             return i, "not a JSON object"
     return None, ""
+
+
+PARQUET_BATCH_ROWS = 1 << 20
+
+
+def _read_parquet_file(path: Path, label: str, batch_rows: int | None = None) -> pa.Table:
+    """A Parquet file read in row-group batches. Text columns are dictionary-encoded batch by
+    batch and the dictionaries unified at the end, so the table holds int codes plus each distinct
+    string once (pandas sees Categorical columns), never the file's raw strings: a log whose text
+    would not fit in memory still loads when its codes do (about 4-8 bytes per value)."""
+    try:
+        pf = pq.ParquetFile(path)
+        chunks = []
+        for batch in pf.iter_batches(batch_size=batch_rows or PARQUET_BATCH_ROWS):
+            arrays = [a.dictionary_encode() if pa.types.is_string(a.type) or pa.types.is_large_string(a.type) else a
+                      for a in batch.columns]
+            chunks.append(pa.Table.from_arrays(arrays, names=batch.schema.names))
+        if not chunks:
+            return pf.schema_arrow.empty_table()
+        return pa.concat_tables(chunks).unify_dictionaries()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{label}: not a readable Parquet file (truncated or corrupt: "
+                        f"{str(e).splitlines()[0][:120]}); re-export it") from None
 
 
 def _read_parquet(raw: bytes, label: str) -> pa.Table:

@@ -209,3 +209,33 @@ def test_property_splits_never_share_a_session(sessions, how, seed):
     if how == "random":  # same seed, same split
         again = prepare_data(df, cfg)
         assert again.splits["test"].session_ids.tolist() == data.splits["test"].session_ids.tolist()
+
+
+def test_parquet_file_is_read_in_row_group_batches_as_codes(tmp_path, monkeypatch):
+    """A Parquet path is streamed batch by batch (no size limit, no raw bytes held), its text
+    columns arrive as Categorical codes, and the prepared data equals that of the same log as CSV."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from t4r_core import ingest
+    from t4r_core.ingest import read_table
+
+    from .paths import SAMPLE_DATA
+
+    df = read_table(SAMPLE_DATA / "shop_sessions.csv")
+    path = tmp_path / "shop.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=7_000)
+    batches = []
+    real = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda self, **kw: (batches.append(1) or b for b in real(self, **kw)))
+    monkeypatch.setattr(ingest, "PARQUET_BATCH_ROWS", 10_000)
+    got = read_table(path, max_bytes=1_000)  # far over the byte limit for files read whole: streamed
+    assert len(batches) >= 10
+    assert isinstance(got["item_id"].dtype, pd.CategoricalDtype) and len(got["item_id"].cat.categories) == df["item_id"].nunique()
+    pd.testing.assert_frame_equal(got.astype({c: "str" for c in ("item_id", "category", "event_type")}),
+                                  df.astype({c: "str" for c in ("item_id", "category", "event_type")}))
+    a, b = prepare_data(df, DataConfig()), prepare_data(path, DataConfig())
+    for split in a.splits:
+        assert np.array_equal(a.splits[split].items, b.splits[split].items)
+        assert np.array_equal(a.splits[split].offsets, b.splits[split].offsets)
+    assert list(a.encoders.items.values) == list(b.encoders.items.values)
