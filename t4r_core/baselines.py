@@ -75,6 +75,8 @@ def _resolve_n_items(train: Sessions, n_items: int | None) -> int:
 class _Baseline:
     """Verbs shared by every baseline; subclasses implement `fit` and `_score_numpy`."""
 
+    label = "baseline"  # the name tables and charts show
+
     n_items_: int
 
     def _check_fitted(self) -> None:
@@ -131,6 +133,8 @@ class _Baseline:
 class Pop(_Baseline):
     """Recommends the most frequent train items, whatever the session."""
 
+    label = "Pop"
+
     def fit(self, train: Sessions, n_items: int | None = None) -> "Pop":
         self.n_items_ = _resolve_n_items(train, n_items)
         self.popularity_ = _item_counts(train, self.n_items_)
@@ -146,6 +150,8 @@ class SPop(_Baseline):
     score = count in the prefix + popularity / (max popularity + 1), so every prefix item ranks
     above every other item, and the rest follow Pop (session-rec's `SessionPop`, same ranking).
     """
+
+    label = "SPop"
 
     def fit(self, train: Sessions, n_items: int | None = None) -> "SPop":
         self.n_items_ = _resolve_n_items(train, n_items)
@@ -209,6 +215,8 @@ class VSKNN(_Baseline):
     remind: keep the prefix's own items as candidates (repeats are common in session logs).
     batch_size: prefixes per sparse product inside `score` (bounds memory).
     """
+
+    label = "V-SKNN"
 
     def __init__(
         self,

@@ -95,9 +95,6 @@ def evaluate_splits(
     return out
 
 
-BASELINE_NAMES = {"pop": "Pop", "spop": "SPop", "vsknn": "V-SKNN"}
-
-
 def evaluate_baselines(
     data: SessionData,
     baselines: Sequence[str] = ("pop", "vsknn"),
@@ -117,9 +114,6 @@ def evaluate_baselines(
         return {}
     ex = next_item_examples(sessions, protocol, max_len)
     pop = data.item_popularity()
-    return {
-        BASELINE_NAMES.get(key.strip().lower().replace("-", ""), key): evaluate_examples(
-            baseline_scorer(make_baseline(key).fit(data.train, data.n_items)), ex, data.n_items, ks,
-            exclude_seen, batch_size, "cpu", pop)
-        for key in baselines
-    }
+    fitted = [make_baseline(key).fit(data.train, data.n_items) for key in baselines]
+    return {b.label: evaluate_examples(baseline_scorer(b), ex, data.n_items, ks, exclude_seen, batch_size, "cpu", pop)
+            for b in fitted}

@@ -227,7 +227,7 @@ def _first_bad_json_line(raw: bytes) -> tuple[int | None, str]:
 PARQUET_BATCH_ROWS = 1 << 20
 
 
-def _read_parquet_file(path: Path, label: str, batch_rows: int | None = None) -> pa.Table:
+def _read_parquet_file(path: Path, label: str) -> pa.Table:
     """A Parquet file read in row-group batches. Text columns are dictionary-encoded batch by
     batch and the dictionaries unified at the end, so the table holds int codes plus each distinct
     string once (pandas sees Categorical columns), never the file's raw strings: a log whose text
@@ -235,7 +235,7 @@ def _read_parquet_file(path: Path, label: str, batch_rows: int | None = None) ->
     try:
         pf = pq.ParquetFile(path)
         chunks = []
-        for batch in pf.iter_batches(batch_size=batch_rows or PARQUET_BATCH_ROWS):
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
             arrays = [a.dictionary_encode() if pa.types.is_string(a.type) or pa.types.is_large_string(a.type) else a
                       for a in batch.columns]
             chunks.append(pa.Table.from_arrays(arrays, names=batch.schema.names))

@@ -179,8 +179,8 @@ def per_example(run_path: str, fstamp: tuple, exclude_seen: bool, split: str = "
         return {}
     ex = data.eval_examples(split, run.config.eval.protocols[0], run.config.model.max_len)
     scorers = {run.name: model_scorer(run.model)}
-    for name, key in (("Pop", "pop"), ("V-SKNN", "vsknn")):
-        scorers[name] = baseline_scorer(make_baseline(key).fit(data.train, data.n_items))
+    for b in (make_baseline(key).fit(data.train, data.n_items) for key in ("pop", "vsknn")):
+        scorers[b.label] = baseline_scorer(b)
     return {name: explain.per_example_metrics(fn, ex, data.n_items, (10, 20), exclude_seen)
             for name, fn in scorers.items()}
 
