@@ -120,6 +120,8 @@ class SessionModel(nn.Module):
         self.head = NextItemHead(config, config.d_model, self.inputs.item_embedding, item_popularity)
         self.cls_embedding = nn.Parameter(torch.randn(config.d_model) * 0.02) if self.use_cls else None
         self.session_heads = nn.ModuleList(SessionHead(s, config.d_model) for s in config.session_heads)
+        # expected item targets per training row, set by the trainer for length-grouped batches
+        self.targets_per_row: float | None = None
         if config.masking == "rtd":
             self.generator = Generator(config, config.max_len, self.inputs.item_embedding, item_popularity)
             self.rtd_head = ReplacedItemHead(config.d_model, self.inputs.item_embedding)
@@ -155,7 +157,7 @@ class SessionModel(nn.Module):
         hidden, cls, _ = self.encode(m, batch)
         chosen = m.targets != PAD
         parts["item"] = self.head.loss(hidden[chosen], m.targets[chosen])
-        loss = loss + parts["item"]
+        loss = loss + parts["item"] * self._target_weight(chosen)
         if self.rtd_head is not None:
             judged = (m.padding & (m.inputs != MASK)).float()  # every shown item; [MASK]s are no question
             bce = F.binary_cross_entropy_with_logits(
@@ -167,6 +169,13 @@ class SessionModel(nn.Module):
             parts[head.name] = head.loss(head(hidden, m.padding, cls), batch)
             loss = loss + head.weight * parts[head.name]
         return SessionModelOutput(loss=loss, loss_parts={k: v.detach() for k, v in parts.items()})
+
+    def _target_weight(self, chosen: torch.Tensor) -> torch.Tensor | float:
+        """1, or with length-grouped batches this batch's targets / (rows x `targets_per_row`):
+        the mean loss times it weighs every target alike, whichever batch it is in (batching.py)."""
+        if self.targets_per_row is None:
+            return 1.0
+        return chosen.sum() / (chosen.shape[0] * self.targets_per_row)
 
     def corrupt(self, item_id: torch.Tensor, batch: dict | None = None) -> MaskedInputs:
         """RTD: a training-time discriminator input (masking + generator samples), for inspection."""

@@ -28,10 +28,12 @@ import torch
 import transformers
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
+from .batching import LengthGroupedSampler, targets_per_row, trim_padding
 from .config import ExperimentConfig
 from .data import SequenceDataset, SessionData, collate
 from .errors import ConfigError, RunError
 from .evaluation import evaluate_examples, evaluate_splits, model_scorer
+from .vocab import PAD
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -186,6 +188,14 @@ class RecTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.data, self.cfg = data, cfg
 
+    def _get_train_sampler(self, train_dataset=None):
+        """Batches of similar-length sessions (`batching.py`) unless `train.group_by_length` is off."""
+        ds = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.cfg.train.group_by_length:
+            return super()._get_train_sampler(ds)
+        lengths = (ds.arrays["item_id"] != PAD).sum(1).numpy()
+        return LengthGroupedSampler(lengths, self.args.per_device_train_batch_size, seed=self.args.seed)
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         ds = eval_dataset or self.eval_dataset
         examples = {k: v.numpy() for k, v in ds.arrays.items()}
@@ -277,6 +287,10 @@ def build_model(cfg: ExperimentConfig, data: SessionData):
                         torch.as_tensor(data.item_popularity(), dtype=torch.float32))
 
 
+def _train_collate(batch) -> dict[str, torch.Tensor]:
+    return trim_padding(collate(batch))
+
+
 def checkpoint_dir(out_dir: str | Path) -> Path:
     """Where HF checkpoints of a run go while it trains (kept after an interrupt, for --resume)."""
     out = Path(out_dir)
@@ -311,6 +325,11 @@ def fit(
     train_ds = SequenceDataset(data.train_arrays(L))
     eval_ds = SequenceDataset(data.eval_examples("val", cfg.eval.protocols[0], L)) if has_val else None
     args = training_arguments(cfg, ckpt, has_val)
+    c = cfg.model
+    model.targets_per_row = targets_per_row(
+        c.masking, train_ds.arrays["item_id"], seed=cfg.train.seed, mlm_probability=c.mlm_probability,
+        plm_probability=c.plm_probability, plm_max_span=c.plm_max_span, rtd_replace_fraction=c.rtd_replace_fraction,
+    ) if cfg.train.group_by_length else None
     callbacks: list[TrainerCallback] = []
     if progress is not None:
         callbacks.append(ProgressCallback(progress, cfg.train.batch_size))
@@ -319,7 +338,7 @@ def fit(
     if has_val and cfg.train.early_stopping_metric:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
     trainer = RecTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         data_collator=collate, callbacks=callbacks, data=data, cfg=cfg)
+                         data_collator=_train_collate, callbacks=callbacks, data=data, cfg=cfg)
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not print()
     resume_from = _last_checkpoint(ckpt) if resume else None
     if resume and resume_from is None:
