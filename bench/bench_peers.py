@@ -136,7 +136,7 @@ def budgets_for(budget_s: float) -> list[float]:
     """Wall budgets for the 'quality at equal time' columns: 5 and 20 minutes where the runs are that
     long, else a quarter, half and all of the per-run budget."""
     if budget_s >= 300:
-        return [60.0, 300.0] + ([1200.0] if budget_s >= 1200 else [budget_s])
+        return sorted({60.0, 300.0, 1200.0 if budget_s >= 1200 else float(budget_s)})
     return [budget_s / 4, budget_s / 2, budget_s]
 
 

@@ -228,3 +228,12 @@ def test_check_counts_flags_a_tool_with_other_data():
     assert bp.check_counts(meta, [good]) == []
     problems = bp.check_counts(meta, [good, bad, native_bad])
     assert len(problems) == 2 and "b m" in problems[0] and "samples" in problems[1]
+
+
+def test_budget_columns_have_no_duplicates():
+    from bench.bench_peers import budgets_for
+
+    assert budgets_for(60) == [15, 30, 60]
+    assert budgets_for(300) == [60, 300]  # the full mode: one column per budget, not 300 twice
+    assert budgets_for(600) == [60, 300, 600]
+    assert budgets_for(1200) == [60, 300, 1200]

@@ -102,6 +102,9 @@ def _run(args, a, ex, rec) -> None:
         "train.lr_scheduler=constant",  # the peers' schedule (rectools, RecBole, our T4R loop)
         f"train.time_budget_s={a.budget_s}",  # stops mid-epoch too
         "train.save_checkpoints=false",  # as the peers: T4R's runner saves nothing, rectools / RecBole only at the end
+        # one dropout on the input, as every peer has: the body's own embedding dropout (GPT-2's embd_pdrop,
+        # BERT's and XLNet's embedding dropout), without our InputBlock's second one in front of it
+        "model.input_dropout=0.0",
     ] + ([f"model.dropout={a.dropout}"] if a.model in ("SASRec+",) else []))
     rec.res["config"] = {"model": cfg.model.__dict__ | {}, "train": cfg.train.__dict__ | {}}
     stop = threading.Event()
