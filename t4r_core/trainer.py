@@ -259,6 +259,7 @@ def training_arguments(cfg: ExperimentConfig, output_dir: str | Path, has_val: b
         greater_is_better=True,
         logging_strategy="steps",
         logging_steps=max(1, t.log_every),
+        logging_nan_inf_filter=False,  # its per-step isnan/isinf check is a host sync on GPU; a NaN loss shows as NaN
         report_to=t.report_to,
         remove_unused_columns=False,
         dataloader_num_workers=t.num_workers,

@@ -140,3 +140,11 @@ def test_trainer_uses_grouped_trimmed_batches(grouped, tmp_path, monkeypatch):
     assert max(widths) <= 8  # trimmed to the longest session (8), not max_len (10), either way
     if grouped:  # similar lengths together: many batches narrower than the longest session
         assert np.mean(widths) < 6
+
+
+def test_no_per_step_host_sync_from_the_loss_filter(tmp_path):
+    """HF's logging_nan_inf_filter turns the loss into a Python bool every step (a GPU sync)."""
+    from t4r_core.trainer import training_arguments
+
+    args = training_arguments(ExperimentConfig(), tmp_path, has_val=False)
+    assert args.logging_nan_inf_filter is False

@@ -187,6 +187,8 @@ def test_time_to_target_and_budget():
     assert summary.time_to_target(r, "ndcg@10", 0.30) is None
     assert summary.value_at_budget(r, "ndcg@10", 25) == 0.18
     assert summary.value_at_budget(r, "ndcg@10", 5) is None
+    assert summary.value_at_budget(r, "ndcg@10", 29.8) == 0.20  # cut one batch past the budget: still "at" it
+    assert summary.value_at_budget(r, "ndcg@10", 29) == 0.18
     assert summary.final_value(r, "ndcg@10") == 0.20
     assert summary.best_value(_res("x", "y", [(1, 0.3), (2, 0.2)]), "ndcg@10") == 0.3
 
