@@ -159,7 +159,10 @@ class SessionModel(nn.Module):
         hidden, cls, _ = self.encode(m, batch)
         chosen = m.targets != PAD
         parts["item"] = self.head.loss(hidden[chosen], m.targets[chosen])
-        loss = loss + parts["item"] * self._target_weight(chosen)
+        weighted = parts["item"] * self._target_weight(chosen)
+        # the gradient of the weighted loss, the value of the plain mean: the logged loss stays the
+        # batch's mean cross-entropy instead of jumping with each batch's share of targets
+        loss = loss + weighted + (parts["item"] - weighted).detach()
         if self.rtd_head is not None:
             judged = (m.padding & (m.inputs != MASK)).float()  # every shown item; [MASK]s are no question
             bce = F.binary_cross_entropy_with_logits(

@@ -74,6 +74,11 @@ def train_tiny(at: AppTest, runs: Path, preset: str = "SASRec+", steps: int = 5,
     goto(at, "train")
     at.number_input(key="train_w_max_steps").set_value(steps).run()
     at.number_input(key="train_w_batch_size").set_value(64).run()
+    assert at.checkbox(key="train_w_group_by_length").value is True  # the default, seeded from the config
+    at.checkbox(key="train_w_group_by_length").set_value(False).run()
+    assert saved_state(runs)["config"]["train"]["group_by_length"] is False
+    at.checkbox(key="train_w_group_by_length").set_value(True).run()
+    assert saved_state(runs)["config"]["train"]["group_by_length"] is True
     at.button(key="train_start").click().run()
     assert_clean(at, "train start")
     deadline = time.time() + 240

@@ -83,21 +83,31 @@ def test_trimmed_batch_gives_the_same_loss_and_predictions(body):
 
 
 def test_target_weight_makes_every_target_count_alike():
-    """Two batches of very different lengths, weighted, average to the loss of their union."""
+    """Two batches of very different lengths, weighted, give the gradient of their union; the
+    loss value stays each batch's plain mean (what the training curve shows)."""
     cfg = ModelConfig(body="gpt2", masking="clm", d_model=16, n_heads=2, n_layers=1, max_len=10, dropout=0.0,
                       input_dropout=0.0)
     torch.manual_seed(0)
     model = SessionModel(cfg, 30).eval()
     short, long_ = _padded(np.full(8, 2), 30, 10, seed=1), _padded(np.full(8, 10), 30, 10, seed=2)
     union = torch.cat([short, long_])
+
+    def grad(*batches):
+        model.zero_grad()
+        values = [model(item_id=b).loss for b in batches]
+        (sum(values) / len(values)).backward()
+        return model.head.bias.grad.clone(), [v.item() for v in values]
+
+    g_union, _ = grad(union)
+    g_plain, _ = grad(short, long_)  # unweighted: the short batch's single targets weigh 9x
+    model.targets_per_row = targets_per_row("clm", union)
+    assert model.targets_per_row == pytest.approx((1 + 9) / 2)
+    g_weighted, values = grad(short, long_)
+    assert torch.allclose(g_weighted, g_union, atol=1e-6)
+    assert not torch.allclose(g_plain, g_union, atol=1e-4)
+    model.targets_per_row = None
     with torch.no_grad():
-        plain = model(item_id=union).loss
-        model.targets_per_row = targets_per_row("clm", union)
-        assert model.targets_per_row == pytest.approx((1 + 9) / 2)
-        weighted = (model(item_id=short).loss + model(item_id=long_).loss) / 2
-        unweighted_short = model(item_id=short).loss_parts["item"]
-    assert torch.allclose(weighted, plain, atol=1e-5)
-    assert not torch.allclose(unweighted_short, plain, atol=1e-3)  # the plain mean would overweight short ones
+        assert values == pytest.approx([model(item_id=short).loss.item(), model(item_id=long_).loss.item()])
 
 
 MLM_6 = 0.2 * 6 + 0.8**6  # 20% of six items, plus the last item of sessions where none was drawn

@@ -45,4 +45,7 @@ KNOBS = {
     "batch_size": "Sessions per training step.",
     "lr": "Learning rate of the AdamW optimiser.",
     "max_steps": "Stop after this many steps (0 = train the full number of epochs).",
+    "group_by_length": "Each batch holds sessions of similar length and is cut to its longest one, so "
+    "the model does not compute on padding: about 2x faster when most sessions are much shorter than "
+    "max_len. Every target keeps the same weight in the loss. Off: uniformly random batches.",
 }

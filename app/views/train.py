@@ -11,7 +11,7 @@ from t4r_core import viz
 from t4r_core.errors import T4RError
 
 st.title("Train")
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "max_steps")
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "max_steps", "group_by_length")
 
 
 def _on_setting() -> None:
@@ -67,6 +67,7 @@ def settings(app: state.AppState, running: bool) -> None:
     ui.seed("train_w_batch_size", t.batch_size)
     ui.seed("train_w_lr", t.lr)
     ui.seed("train_w_max_steps", max(t.max_steps, 0))
+    ui.seed("train_w_group_by_length", t.group_by_length)
     ui.seed("train_w_name", jobs.default_run_name(app.preset, cfg))
     on = dict(on_change=_on_setting, disabled=running)
     c = st.columns(5)
@@ -77,6 +78,8 @@ def settings(app: state.AppState, running: bool) -> None:
     c[3].number_input("Max steps (0 = all epochs)", 0, 10_000_000, key="train_w_max_steps",
                       help=texts.KNOBS["max_steps"], **on)
     c[4].text_input("Run name", key="train_w_name", disabled=running, max_chars=60)
+    st.checkbox("Batches of similar-length sessions", key="train_w_group_by_length",
+                help=texts.KNOBS["group_by_length"], **on)
     if st.session_state.get("train_error"):
         st.error(st.session_state["train_error"], icon=":material/error:")
 
