@@ -17,9 +17,12 @@ still trimmed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
+from .masking import MaskedInputs
 from .vocab import PAD
 
 GROUP = 8  # batches per sorted group: 8 already gives ~90% of the saving of a full sort (bench/README)
@@ -74,19 +77,18 @@ def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v[:, :longest] if v.dim() >= 2 and v.shape[1] == width else v for k, v in batch.items()}
 
 
-def targets_per_row(masking: str, item_ids: torch.Tensor, sample: int = 4096, seed: int = 0, **mask_kwargs) -> float:
-    """The mean number of item targets per training row under `masking` (a seeded sample of rows).
+def targets_per_row(mask: Callable[..., MaskedInputs], item_ids: torch.Tensor, sample: int = 4096, seed: int = 0) -> float:
+    """The mean number of item targets per training row under `mask` (a model's
+    `SessionModel.training_mask`, or any `mask(item_ids, generator=g)`), on a seeded sample of rows.
 
     A batch's item loss is the mean over its own targets, so with length-grouped batches a target
     in a batch of two-item sessions would weigh ten times one in a batch of twenty-item sessions.
     `SessionModel` rescales each batch's mean by (its targets / (rows x this number)), which gives
     every target the same weight, as uniformly random batches do on average.
     """
-    from .masking import mask_for
-
     g = torch.Generator().manual_seed(seed)
     rows = item_ids[torch.randperm(len(item_ids), generator=g)[:sample]] if len(item_ids) > sample else item_ids
-    m = mask_for(masking, rows, generator=g, **mask_kwargs)
+    m = mask(rows, generator=g)
     chosen = m.targets != PAD
     if m.to_replace is not None:  # rtd: the generator fills these; the body predicts the rest
         chosen &= ~m.to_replace

@@ -146,11 +146,7 @@ class SessionModel(nn.Module):
     def forward(self, item_id: torch.Tensor, **batch) -> SessionModelOutput:
         cfg = self.config
         self._check_ids(item_id)
-        m = mask_for(
-            cfg.masking, item_id,
-            mlm_probability=cfg.mlm_probability, plm_probability=cfg.plm_probability,
-            plm_max_span=cfg.plm_max_span, rtd_replace_fraction=cfg.rtd_replace_fraction,
-        )
+        m = self.training_mask(item_id)
         parts: dict[str, torch.Tensor] = {}
         loss = item_id.new_zeros((), dtype=torch.float32)
         if self.generator is not None:
@@ -175,6 +171,14 @@ class SessionModel(nn.Module):
             loss = loss + head.weight * parts[head.name]
         return SessionModelOutput(loss=loss, loss_parts={k: v.detach() for k, v in parts.items()})
 
+    def training_mask(self, item_id: torch.Tensor, generator: torch.Generator | None = None) -> MaskedInputs:
+        """The config's training-time masking of a batch (rtd: step 1, before the generator)."""
+        c = self.config
+        return mask_for(
+            c.masking, item_id, mlm_probability=c.mlm_probability, plm_probability=c.plm_probability,
+            plm_max_span=c.plm_max_span, rtd_replace_fraction=c.rtd_replace_fraction, generator=generator,
+        )
+
     def _target_weight(self, chosen: torch.Tensor) -> torch.Tensor | float:
         """1, or with length-grouped batches this batch's targets / (rows x `targets_per_row`):
         the mean loss times it weighs every target alike, whichever batch it is in (batching.py)."""
@@ -186,9 +190,7 @@ class SessionModel(nn.Module):
         """RTD: a training-time discriminator input (masking + generator samples), for inspection."""
         if self.generator is None:
             raise ConfigError("corrupt needs a model trained with masking='rtd'")
-        c = self.config
-        m = mask_for("rtd", item_id, mlm_probability=c.mlm_probability, rtd_replace_fraction=c.rtd_replace_fraction)
-        return self._generate(m, item_id, batch or {})[1]
+        return self._generate(self.training_mask(item_id), item_id, batch or {})[1]
 
     def _generate(self, m: MaskedInputs, item_id: torch.Tensor, batch: dict):
         """RTD: train the generator on the mlm input, let it fill `m.to_replace`."""

@@ -326,11 +326,8 @@ def fit(
     train_ds = SequenceDataset(data.train_arrays(L))
     eval_ds = SequenceDataset(data.eval_examples("val", cfg.eval.protocols[0], L)) if has_val else None
     args = training_arguments(cfg, ckpt, has_val)
-    c = cfg.model
-    model.targets_per_row = targets_per_row(
-        c.masking, train_ds.arrays["item_id"], seed=cfg.train.seed, mlm_probability=c.mlm_probability,
-        plm_probability=c.plm_probability, plm_max_span=c.plm_max_span, rtd_replace_fraction=c.rtd_replace_fraction,
-    ) if cfg.train.group_by_length else None
+    model.targets_per_row = (targets_per_row(model.training_mask, train_ds.arrays["item_id"], seed=cfg.train.seed)
+                             if cfg.train.group_by_length else None)
     callbacks: list[TrainerCallback] = []
     if progress is not None:
         callbacks.append(ProgressCallback(progress, cfg.train.batch_size))

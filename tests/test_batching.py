@@ -3,6 +3,8 @@ every target keeps its weight, and that the trainer uses them."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch
 from t4r_core import DataConfig, ExperimentConfig, prepare_data
 from t4r_core.batching import LengthGroupedSampler, length_grouped_order, targets_per_row, trim_padding
 from t4r_core.config import ModelConfig
+from t4r_core.masking import mask_for
 from t4r_core.model import SessionModel
 from t4r_core.trainer import RecTrainer, train
 
@@ -100,7 +103,7 @@ def test_target_weight_makes_every_target_count_alike():
 
     g_union, _ = grad(union)
     g_plain, _ = grad(short, long_)  # unweighted: the short batch's single targets weigh 9x
-    model.targets_per_row = targets_per_row("clm", union)
+    model.targets_per_row = targets_per_row(model.training_mask, union)
     assert model.targets_per_row == pytest.approx((1 + 9) / 2)
     g_weighted, values = grad(short, long_)
     assert torch.allclose(g_weighted, g_union, atol=1e-6)
@@ -116,7 +119,8 @@ MLM_6 = 0.2 * 6 + 0.8**6  # 20% of six items, plus the last item of sessions whe
 @pytest.mark.parametrize("masking,expect", [("mlm", MLM_6), ("rtd", MLM_6 * 0.5), ("clm", 5.0)])
 def test_targets_per_row_follows_the_masking(masking, expect):
     ids = _padded(np.full(4000, 6), 50, 10)
-    assert targets_per_row(masking, ids, mlm_probability=0.2, rtd_replace_fraction=0.5) == pytest.approx(expect, rel=0.05)
+    mask = partial(mask_for, masking, mlm_probability=0.2, rtd_replace_fraction=0.5)
+    assert targets_per_row(mask, ids) == pytest.approx(expect, rel=0.05)
 
 
 @pytest.mark.parametrize("grouped", [True, False])
